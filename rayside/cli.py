@@ -1,0 +1,72 @@
+"""The `rayside` command: dispatches a sub-command to the component that implements it.
+
+Sub-commands are resolved lazily (module path + function) so that `rayside submit` works in an image that
+has only the `submitter` extra installed. A component that is not installed gives a one-line error and
+exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# (words, module, function, one-line help). The longest matching word sequence wins.
+COMMANDS: list[tuple[tuple[str, ...], str, str, str]] = [
+    (("submit",), "submitter.cli", "main", "submit a Ray job and follow its logs (no Ray needed)"),
+    (("localkube", "serve"), "localkube.cli", "main", "run a local Kubernetes API server + kubelet"),
+    (("operator",), "ray_operator.cli", "main", "run the ray.io/v1 operator"),
+    (("get", "token"), "ray_operator.cli", "get_token_main", "print a RayCluster's Ray auth token"),
+    (("crds",), "ray_operator.cli", "crds_main", "write the generated CRD YAML"),
+    (("up",), "ray_operator.up", "main", "run a RayJob/RayCluster YAML on this machine (localkube)"),
+]
+
+EXIT_USAGE = 2
+
+
+def _usage() -> str:
+    lines = ["usage: rayside <command> [args...]", "", "commands:"]
+    for words, _mod, _fn, text in COMMANDS:
+        lines.append(f"  {' '.join(words):<18} {text}")
+    return "\n".join(lines)
+
+
+def resolve(argv: Sequence[str]) -> tuple[tuple[str, ...], str, str] | None:
+    """Return (words, module, function) of the longest command that prefixes argv."""
+    best: tuple[tuple[str, ...], str, str] | None = None
+    for words, mod, fn, _text in COMMANDS:
+        if tuple(argv[: len(words)]) == words and (best is None or len(words) > len(best[0])):
+            best = (words, mod, fn)
+    return best
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if args[0] == "--version":
+        from rayside import __version__
+
+        print(__version__)
+        return 0
+    found = resolve(args)
+    if found is None:
+        print(f"rayside: unknown command {' '.join(args[:2])!r}\n\n{_usage()}", file=sys.stderr)
+        return EXIT_USAGE
+    words, mod, fn = found
+    try:
+        module = importlib.import_module(mod)
+    except ModuleNotFoundError as exc:
+        print(
+            f"rayside: '{' '.join(words)}' is not available in this installation ({exc.name} is missing); "
+            "install the matching extra, e.g. pip install 'rayside[dev]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    entry: Callable[[list[str]], int] = getattr(module, fn)
+    return int(entry(args[len(words) :]) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

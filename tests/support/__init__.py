@@ -1,0 +1,1 @@
+"""Helpers shared by tests and benchmarks: real Ray heads, free ports, process clean-up."""
