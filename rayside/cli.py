@@ -17,8 +17,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str, str]] = [
     (("localkube", "serve"), "localkube.cli", "main", "run a local Kubernetes API server + kubelet"),
     (("operator",), "ray_operator.cli", "main", "run the ray.io/v1 operator"),
     (("get", "token"), "ray_operator.cli", "get_token_main", "print a RayCluster's Ray auth token"),
-    (("crds",), "ray_operator.cli", "crds_main", "write the generated CRD YAML"),
-    (("up",), "ray_operator.up", "main", "run a RayJob/RayCluster YAML on this machine (localkube)"),
+    (("crds",), "ray_operator.crdgen", "main", "regenerate the CRD YAML from the models"),
 ]
 
 EXIT_USAGE = 2

@@ -1,0 +1,116 @@
+"""Pure parts of rayside.kubeclient: paths, status→exception mapping, retry policy, the token bucket."""
+
+from __future__ import annotations
+
+import pytest
+
+from rayside.kubeclient import (
+    AlreadyExists,
+    Conflict,
+    Gone,
+    Invalid,
+    KubeError,
+    NotFound,
+    ServerError,
+    TokenBucket,
+    TooManyRequests,
+    TransportError,
+    _retryable,
+    error_for,
+    resource_path,
+)
+
+
+def test_resource_paths() -> None:
+    assert resource_path("", "v1", "pods", "default") == "/api/v1/namespaces/default/pods"
+    assert resource_path("", "v1", "namespaces", None, "x") == "/api/v1/namespaces/x"
+    assert (
+        resource_path("ray.io", "v1", "rayclusters", "ns", "c", "status")
+        == "/apis/ray.io/v1/namespaces/ns/rayclusters/c/status"
+    )
+    assert resource_path("batch", "v1", "jobs") == "/apis/batch/v1/jobs"
+    # names are percent-encoded; a subresource without a name is ignored
+    assert resource_path("", "v1", "pods", "a b", "c/d") == "/api/v1/namespaces/a%20b/pods/c%2Fd"
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "cls"),
+    [
+        (404, "NotFound", NotFound),
+        (409, "Conflict", Conflict),
+        (409, "AlreadyExists", AlreadyExists),
+        (410, "Expired", Gone),
+        (422, "Invalid", Invalid),
+        (429, "TooManyRequests", TooManyRequests),
+        (500, "InternalError", ServerError),
+        (504, "Timeout", ServerError),
+        (418, "Teapot", KubeError),
+    ],
+)
+def test_error_for_maps_status_and_reason(status: int, reason: str, cls: type[KubeError]) -> None:
+    err = error_for(status, {"kind": "Status", "reason": reason, "message": "m", "code": status})
+    assert type(err) is cls
+    assert (err.status, err.reason, err.message) == (status, reason, "m")
+
+
+def test_error_for_without_status_body_keeps_text() -> None:
+    err = error_for(502, None, "bad gateway from proxy")
+    assert isinstance(err, ServerError)
+    assert err.message == "bad gateway from proxy"
+
+
+def test_retry_policy() -> None:
+    get, post = _retryable("GET"), _retryable("POST")
+    assert get(ServerError(500, "x", "m")) and not post(ServerError(500, "x", "m"))
+    assert get(TooManyRequests(429, "x", "m")) and post(TooManyRequests(429, "x", "m"))
+    assert post(ServerError(503, "x", "m"))
+    assert post(TransportError(0, "ConnectionRefused", "m"))
+    assert not post(TransportError(0, "Timeout", "m")) and get(TransportError(0, "Timeout", "m"))
+    assert not get(NotFound(404, "x", "m")) and not get(Conflict(409, "x", "m"))
+    assert not get(ValueError("not an API error"))
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_token_bucket_allows_burst_then_paces_at_qps() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=10, burst=5, clock=t.clock, sleep=t.sleep)
+    for _ in range(5):
+        bucket.acquire()
+    assert t.slept == []
+    for _ in range(10):
+        bucket.acquire()
+    assert t.now == pytest.approx(1.0)  # 10 more requests at 10 QPS take one second
+    assert all(s == pytest.approx(0.1) for s in t.slept)
+
+
+def test_token_bucket_refills_while_idle_but_not_past_burst() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=2, burst=3, clock=t.clock, sleep=t.sleep)
+    for _ in range(3):
+        bucket.acquire()
+    t.now += 100  # a long idle period banks at most `burst` tokens
+    for _ in range(3):
+        bucket.acquire()
+    assert t.slept == []
+    bucket.acquire()
+    assert t.slept == [pytest.approx(0.5)]
+
+
+def test_token_bucket_disabled_with_zero_qps() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=0, burst=1, clock=t.clock, sleep=t.sleep)
+    for _ in range(100):
+        bucket.acquire()
+    assert t.slept == []
