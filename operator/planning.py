@@ -1,0 +1,379 @@
+"""Pure planning for one RayCluster pass: what to create and delete (operator-spec §2.2-§2.11).
+
+`plan_cluster()` looks at the cluster, the Pods and children the cache shows, the desired children the
+builders produced and the expectation state, and returns a `Plan`: an ordered list of actions, the
+suspend phase (which drives status), and an optional error that stops the pass. Nothing here does I/O;
+the reconciler applies the plan in one batch, stopping at the first failed action. Randomness (multi-host
+replica names) comes from the injected `rand5`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray_operator.constants import (
+    ANN_DISABLE_PROVISIONED_HEAD_RESTART,
+    LABEL_GROUP,
+    LABEL_HOST_INDEX,
+    LABEL_NODE_TYPE,
+    LABEL_REPLICA_INDEX,
+    LABEL_REPLICA_NAME,
+    NODE_TYPE_HEAD,
+    NODE_TYPE_WORKER,
+)
+from ray_operator.features import RAY_CLUSTER_STATUS_CONDITIONS, RAY_MULTI_HOST_INDEXING, FeatureGates
+from ray_operator.models import RayCluster, WorkerGroupSpec
+from ray_operator.status import (
+    PROVISIONED,
+    SUSPENDED,
+    SUSPENDING,
+    SuspendPhase,
+    desired_replicas,
+    hosts,
+    is_true,
+)
+
+Obj = dict[str, Any]
+HEAD_KEY = ""  # expectations / group key of the head
+
+
+@dataclass(frozen=True)
+class PodSlot:
+    """Where a new Pod goes: group None = head; indexes only for workers with multi-host indexing on."""
+
+    group: str | None
+    replica_index: int | None = None
+    replica_name: str | None = None
+    host_index: int | None = None
+
+
+@dataclass(frozen=True)
+class Create:
+    obj: Obj
+    group: str | None = None  # Pods: expectation group ("" = head); None for other kinds
+    marker: str | None = None
+    tolerate_exists: bool = True
+
+
+@dataclass(frozen=True)
+class Delete:
+    kind: str
+    name: str
+    group: str | None = None
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class ClearWorkersToDelete:
+    """JSON-patch `scaleStrategy.workersToDelete` of group `index` to [] if it still equals `expected`."""
+
+    index: int
+    expected: tuple[str, ...]
+
+
+Action = Create | Delete | ClearWorkersToDelete
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    phase: SuspendPhase = SuspendPhase.NONE
+    error: str | None = None  # stops the pass after the actions; status still written
+    marker: str | None = None
+
+
+PodFactory = Callable[[PodSlot], Obj]
+
+
+# -- small helpers ----------------------------------------------------------------------------------------
+def labels_of(obj: Obj) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def name_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def terminating(pod: Obj) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def should_delete_pod(pod: Obj) -> bool:
+    """Failed/Succeeded Pods, and Running Pods whose Ray container ended with restartPolicy Never."""
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    if terminating(pod):
+        return False
+    if phase in ("Failed", "Succeeded"):
+        return True
+    spec = pod.get("spec") or {}
+    if phase != "Running" or spec.get("restartPolicy") != "Never":
+        return False
+    containers = spec.get("containers") or []
+    ray_name = containers[0].get("name") if containers else None
+    for cs in status.get("containerStatuses") or []:
+        if cs.get("name") == ray_name and (cs.get("state") or {}).get("terminated"):
+            return True
+    return False
+
+
+def suspend_phase(cluster: RayCluster, status: Obj | None, gates: FeatureGates) -> SuspendPhase:
+    """Atomic suspend: once Suspending, keep deleting Pods even if `spec.suspend` flips back."""
+    suspend = bool(cluster.spec.suspend)
+    if not gates.enabled(RAY_CLUSTER_STATUS_CONDITIONS):
+        return SuspendPhase.SUSPENDING if suspend else SuspendPhase.NONE
+    if is_true(status, SUSPENDING):
+        return SuspendPhase.SUSPENDING
+    if is_true(status, SUSPENDED):
+        return SuspendPhase.SUSPENDED if suspend else SuspendPhase.NONE
+    return SuspendPhase.SUSPENDING if suspend else SuspendPhase.NONE
+
+
+def _smallest_free(used: Iterable[int], count: int) -> list[int]:
+    taken, out, i = set(used), list[int](), 0
+    while len(out) < count:
+        if i not in taken:
+            out.append(i)
+        i += 1
+    return out
+
+
+def _int_label(pod: Obj, key: str) -> int | None:
+    value = labels_of(pod).get(key)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+# -- head -------------------------------------------------------------------------------------------------
+def _plan_head(
+    cluster: RayCluster, heads: list[Obj], status: Obj | None, make_pod: PodFactory, plan: Plan
+) -> None:
+    if len(heads) > 1:
+        plan.error = f"{len(heads)} head pods found for RayCluster {cluster.metadata.get('name')}; expected 1"
+        return
+    if len(heads) == 1:
+        if should_delete_pod(heads[0]):
+            plan.actions.append(Delete("Pod", name_of(heads[0]), HEAD_KEY, "FailedDeleteHeadPod"))
+            plan.error = f"head Pod {name_of(heads[0])} is unhealthy; deleted it"
+        return
+    annotations = cluster.metadata.get("annotations") or {}
+    if is_true(status, PROVISIONED) and annotations.get(ANN_DISABLE_PROVISIONED_HEAD_RESTART) == "true":
+        return
+    plan.actions.append(Create(make_pod(PodSlot(None)), HEAD_KEY, "FailedCreateHeadPod"))
+
+
+# -- single-host worker groups ----------------------------------------------------------------------------
+def _plan_group(
+    cluster: RayCluster,
+    group: WorkerGroupSpec,
+    pods: list[Obj],
+    *,
+    indexing: bool,
+    make_pod: PodFactory,
+    plan: Plan,
+) -> bool:
+    """Plan one numOfHosts=1 group; returns False when the pass must stop after this group."""
+    name = group.group_name
+    unhealthy = [p for p in pods if should_delete_pod(p)]
+    if unhealthy:
+        plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in unhealthy]
+        plan.error = f"deleted {len(unhealthy)} unhealthy worker Pod(s) of group {name}"
+        return False
+    to_delete = set((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
+    doomed = [p for p in pods if name_of(p) in to_delete]
+    plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in doomed]
+    remaining = [p for p in pods if name_of(p) not in to_delete]
+    diff = desired_replicas(group) * hosts(group) - len(remaining)
+    if diff > 0:
+        free = _smallest_free(
+            (i for p in remaining if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None), diff
+        )
+        for index in free:
+            slot = PodSlot(name, replica_index=index) if indexing else PodSlot(name)
+            plan.actions.append(Create(make_pod(slot), name, "FailedCreateWorkerPod"))
+    elif diff < 0 and not cluster.spec.enable_in_tree_autoscaling:
+        # Prefer Pods that are not Running, then the highest replica indexes.
+        order = sorted(
+            remaining,
+            key=lambda p: (
+                (p.get("status") or {}).get("phase") == "Running",
+                -(_int_label(p, LABEL_REPLICA_INDEX) or 0),
+            ),
+        )
+        plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in order[:-diff]]
+    return True
+
+
+# -- multi-host worker groups -----------------------------------------------------------------------------
+def _plan_multi_host(
+    cluster: RayCluster,
+    group: WorkerGroupSpec,
+    pods: list[Obj],
+    *,
+    make_pod: PodFactory,
+    rand5: Callable[[], str],
+    plan: Plan,
+) -> bool:
+    """Replicas of numOfHosts Pods are created and deleted whole (operator-spec §2.8.5)."""
+    name, n = group.group_name, hosts(group)
+    replicas: dict[str, list[Obj]] = {}
+    for pod in pods:
+        replicas.setdefault(labels_of(pod).get(LABEL_REPLICA_NAME, ""), []).append(pod)
+
+    def drop(replica: str) -> None:
+        plan.actions.extend(
+            Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in replicas.pop(replica)
+        )
+
+    broken = [r for r, ps in replicas.items() if len(ps) < n or any(should_delete_pod(p) for p in ps)]
+    to_delete = set((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
+    listed = [r for r, ps in replicas.items() if r not in broken and any(name_of(p) in to_delete for p in ps)]
+    for replica in broken + listed:
+        drop(replica)
+    if broken or listed:
+        plan.error = (
+            f"deleted {len(broken) + len(listed)} incomplete/unhealthy/requested replica(s) of group {name}"
+        )
+        return False
+    want = desired_replicas(group)
+    have = sorted(replicas, key=lambda r: min(_int_label(p, LABEL_REPLICA_INDEX) or 0 for p in replicas[r]))
+    if want > len(have):
+        used = (
+            i for ps in replicas.values() for p in ps if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None
+        )
+        for index in _smallest_free(used, want - len(have)):
+            replica_name = f"{name}-{rand5()}"
+            for host in range(n):
+                slot = PodSlot(name, replica_index=index, replica_name=replica_name, host_index=host)
+                plan.actions.append(Create(make_pod(slot), name, "FailedCreateWorkerPod"))
+    elif want < len(have) and not cluster.spec.enable_in_tree_autoscaling:
+        for replica in have[want:]:
+            drop(replica)
+    return True
+
+
+def _clear_workers_to_delete(cluster: RayCluster, pods_by_group: dict[str, list[Obj]], plan: Plan) -> None:
+    """Clear `workersToDelete` of groups none of whose listed Pods exist any more."""
+    for index, group in enumerate(cluster.spec.worker_group_specs or []):
+        listed = tuple((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
+        present = {name_of(p) for p in pods_by_group.get(group.group_name, [])}
+        if listed and not present.intersection(listed):
+            plan.actions.append(ClearWorkersToDelete(index, listed))
+
+
+# -- the whole pass ---------------------------------------------------------------------------------------
+def plan_pods(
+    cluster: RayCluster,
+    status: Obj | None,
+    pods: list[Obj],
+    *,
+    gates: FeatureGates,
+    unsatisfied: frozenset[str],
+    make_pod: PodFactory,
+    rand5: Callable[[], str],
+    plan: Plan,
+) -> None:
+    """Pod work of one pass (suspend, head, each worker group), appended to `plan`."""
+    plan.phase = suspend_phase(cluster, status, gates)
+    if plan.phase is SuspendPhase.SUSPENDING:
+        plan.actions += [
+            Delete("Pod", name_of(p), labels_of(p).get(LABEL_GROUP), "FailedDeleteAllPods")
+            for p in pods
+            if not terminating(p)
+        ]
+        return
+    if plan.phase is SuspendPhase.SUSPENDED:
+        return
+    heads = [p for p in pods if labels_of(p).get(LABEL_NODE_TYPE) == NODE_TYPE_HEAD]
+    if HEAD_KEY not in unsatisfied:
+        _plan_head(cluster, heads, status, make_pod, plan)
+        if plan.error:
+            return
+    by_group: dict[str, list[Obj]] = {}
+    for pod in pods:
+        if labels_of(pod).get(LABEL_NODE_TYPE) == NODE_TYPE_WORKER:
+            by_group.setdefault(labels_of(pod).get(LABEL_GROUP, ""), []).append(pod)
+    indexing = gates.enabled(RAY_MULTI_HOST_INDEXING)
+    for group in cluster.spec.worker_group_specs or []:
+        name = group.group_name
+        if name in unsatisfied:
+            continue
+        group_pods = by_group.get(name, [])
+        if group.suspend:
+            plan.actions += [
+                Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod")
+                for p in group_pods
+                if not terminating(p)
+            ]
+            continue
+        if hosts(group) > 1 and indexing:
+            ok = _plan_multi_host(cluster, group, group_pods, make_pod=make_pod, rand5=rand5, plan=plan)
+        else:
+            ok = _plan_group(cluster, group, group_pods, indexing=indexing, make_pod=make_pod, plan=plan)
+        if not ok:
+            return
+    if not unsatisfied:
+        _clear_workers_to_delete(cluster, by_group, plan)
+
+
+def plan_children(desired: list[Obj], existing: set[tuple[str, str]], plan: Plan) -> None:
+    """Create every desired child (Secret, Services, RBAC, PodGroups...) whose (kind, name) is absent."""
+    for obj in desired:
+        if (str(obj.get("kind")), name_of(obj)) not in existing:
+            plan.actions.append(Create(obj))
+
+
+def plan_cluster(
+    cluster: RayCluster,
+    *,
+    pods: list[Obj],
+    children: list[Obj],
+    existing: set[tuple[str, str]],
+    gates: FeatureGates,
+    unsatisfied: frozenset[str],
+    make_pod: PodFactory,
+    rand5: Callable[[], str],
+) -> Plan:
+    """The whole pass for a valid, operator-managed cluster: children first, then Pods."""
+    plan = Plan()
+    status = cluster.status.to_dict() if cluster.status else None
+    plan_children(children, existing, plan)
+    plan_pods(
+        cluster,
+        status,
+        pods,
+        gates=gates,
+        unsatisfied=unsatisfied,
+        make_pod=make_pod,
+        rand5=rand5,
+        plan=plan,
+    )
+    return plan
+
+
+def pod_slot_labels(slot: PodSlot) -> dict[str, str]:
+    """The multi-host indexing labels a Pod in `slot` carries (workers only)."""
+    labels: dict[str, str] = {}
+    if slot.replica_index is not None:
+        labels[LABEL_REPLICA_INDEX] = str(slot.replica_index)
+    if slot.replica_name is not None:
+        labels[LABEL_REPLICA_NAME] = slot.replica_name
+    if slot.host_index is not None:
+        labels[LABEL_HOST_INDEX] = str(slot.host_index)
+    return labels
+
+
+__all__ = [
+    "SUSPENDED",
+    "Action",
+    "ClearWorkersToDelete",
+    "Create",
+    "Delete",
+    "Plan",
+    "PodSlot",
+    "plan_cluster",
+    "plan_pods",
+    "should_delete_pod",
+    "suspend_phase",
+]
