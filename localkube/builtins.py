@@ -1,0 +1,335 @@
+"""Per-kind server behaviour of built-in resources: defaults, validation, allocation, immutability."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from localkube.errors import ApiError, cause, invalid
+from localkube.registry import ResourceType
+
+Obj = dict[str, Any]
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
+NODE_PORTS = range(30000, 32768)
+
+
+def _pull_policy(image: str) -> str:
+    tail = image.rsplit("/", 1)[-1]
+    if "@" in tail:
+        return "IfNotPresent"
+    return "Always" if ":" not in tail or tail.endswith(":latest") else "IfNotPresent"
+
+
+def _qos(spec: Obj) -> str:
+    res = [c.get("resources") or {} for c in spec.get("containers") or []]
+    if not any(r.get("requests") or r.get("limits") for r in res):
+        return "BestEffort"
+    for r in res:
+        lim, req = r.get("limits") or {}, r.get("requests") or {}
+        if not (lim.get("cpu") and lim.get("memory")):
+            return "Burstable"
+        if any(req.get(k, lim[k]) != lim[k] for k in ("cpu", "memory")):
+            return "Burstable"
+    return "Guaranteed"
+
+
+def pod_defaults(pod: Obj) -> None:
+    spec = pod.setdefault("spec", {})
+    for key, value in (
+        ("restartPolicy", "Always"),
+        ("dnsPolicy", "ClusterFirst"),
+        ("schedulerName", "default-scheduler"),
+        ("terminationGracePeriodSeconds", 30),
+        ("securityContext", {}),
+        ("enableServiceLinks", True),
+        ("priority", 0),
+        ("serviceAccountName", spec.get("serviceAccount") or "default"),
+    ):
+        spec.setdefault(key, value)
+    for group in ("containers", "initContainers"):
+        for ctr in spec.get(group) or []:
+            ctr.setdefault("terminationMessagePath", "/dev/termination-log")
+            ctr.setdefault("terminationMessagePolicy", "File")
+            ctr.setdefault("imagePullPolicy", _pull_policy(str(ctr.get("image", ""))))
+            ctr.setdefault("resources", {})
+
+
+def pod_causes(pod: Obj) -> list[dict[str, str]]:
+    spec = pod.get("spec") or {}
+    out: list[dict[str, str]] = []
+    ctrs = spec.get("containers") or []
+    if not ctrs:
+        out.append(cause("FieldValueRequired", "spec.containers", "Required value"))
+    seen: set[str] = set()
+    for i, ctr in enumerate(ctrs + (spec.get("initContainers") or [])):
+        name = ctr.get("name")
+        if not name:
+            out.append(cause("FieldValueRequired", f"spec.containers[{i}].name", "Required value"))
+        elif name in seen:
+            out.append(
+                cause("FieldValueDuplicate", f"spec.containers[{i}].name", f'Duplicate value: "{name}"')
+            )
+        seen.add(str(name))
+        if not ctr.get("image"):
+            out.append(cause("FieldValueRequired", f"spec.containers[{i}].image", "Required value"))
+    policy = spec.get("restartPolicy")
+    if policy not in ("Always", "OnFailure", "Never"):
+        out.append(
+            cause(
+                "FieldValueNotSupported",
+                "spec.restartPolicy",
+                f'Unsupported value: "{policy}": supported values: "Always", "OnFailure", "Never"',
+            )
+        )
+    return out
+
+
+def _mutable_view(spec: Obj) -> Obj:
+    view = dict(spec)
+    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+        view.pop(key, None)
+    for group in ("containers", "initContainers"):
+        if group in view:
+            view[group] = [{k: v for k, v in c.items() if k != "image"} for c in view[group]]
+    return view
+
+
+def pod_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
+    if _mutable_view(new.get("spec") or {}) != _mutable_view(old.get("spec") or {}):
+        return [
+            cause(
+                "FieldValueForbidden",
+                "spec",
+                "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, "
+                "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` "
+                "(only additions "
+                "to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be "
+                "set to 1 if it "
+                "was previously negative)",
+            )
+        ]
+    return []
+
+
+def _taken_ips(services: Iterable[Obj]) -> set[str]:
+    ips: set[str] = set()
+    for svc in services:
+        for ip in (svc.get("spec") or {}).get("clusterIPs") or []:
+            ips.add(ip)
+    return ips
+
+
+def _taken_ports(services: Iterable[Obj]) -> set[int]:
+    return {
+        int(p["nodePort"])
+        for svc in services
+        for p in (svc.get("spec") or {}).get("ports") or []
+        if p.get("nodePort")
+    }
+
+
+def service_create(svc: Obj, existing: list[Obj]) -> list[dict[str, str]]:
+    """Defaults, clusterIP and nodePort allocation; returns validation causes."""
+    spec = svc.setdefault("spec", {})
+    stype = spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    ports = spec.get("ports") or []
+    out: list[dict[str, str]] = []
+    for i, port in enumerate(ports):
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+        if len(ports) > 1 and not port.get("name"):
+            out.append(cause("FieldValueRequired", f"spec.ports[{i}].name", "Required value"))
+    if stype in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+        taken = _taken_ports(existing)
+        free = (p for p in NODE_PORTS if p not in taken)
+        for i, port in enumerate(ports):
+            want = port.get("nodePort")
+            if want is None:
+                port["nodePort"] = next(free)
+            elif int(want) not in NODE_PORTS or int(want) in taken:
+                out.append(
+                    cause(
+                        "FieldValueInvalid",
+                        f"spec.ports[{i}].nodePort",
+                        f"Invalid value: {want}: "
+                        "provided port is already allocated or not in the valid range 30000-32767",
+                    )
+                )
+    svc.setdefault("status", {}).setdefault("loadBalancer", {})
+    ip = spec.get("clusterIP")
+    if ip == "None":
+        spec["clusterIPs"] = ["None"]
+    else:
+        taken_ips = _taken_ips(existing)
+        if ip:
+            if ipaddress.ip_address(ip) not in SERVICE_CIDR or ip in taken_ips:
+                out.append(
+                    cause(
+                        "FieldValueInvalid",
+                        "spec.clusterIP",
+                        f'Invalid value: "{ip}": provided IP is '
+                        f"already allocated or not in the valid range {SERVICE_CIDR}",
+                    )
+                )
+        else:
+            ip = next(str(a) for a in SERVICE_CIDR.hosts() if str(a) not in taken_ips)
+        spec["clusterIP"] = ip
+        spec["clusterIPs"] = [ip]
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    return out
+
+
+def service_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
+    old_ip = (old.get("spec") or {}).get("clusterIP")
+    spec = new.setdefault("spec", {})
+    if not spec.get("clusterIP"):
+        spec["clusterIP"] = old_ip
+        spec["clusterIPs"] = (old.get("spec") or {}).get("clusterIPs")
+    if spec.get("clusterIP") != old_ip:
+        return [cause("FieldValueInvalid", "spec.clusterIP", "Invalid value: field is immutable")]
+    return []
+
+
+def job_create(job: Obj) -> list[dict[str, str]]:
+    spec = job.setdefault("spec", {})
+    if "parallelism" not in spec and "completions" not in spec:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    tmpl = spec.setdefault("template", {})
+    uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+    if not spec.get("manualSelector"):
+        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        labels = tmpl.setdefault("metadata", {}).setdefault("labels", {})
+        labels.update(
+            {
+                "batch.kubernetes.io/controller-uid": uid,
+                "batch.kubernetes.io/job-name": name,
+                "controller-uid": uid,
+                "job-name": name,
+            }
+        )
+    policy = (tmpl.get("spec") or {}).get("restartPolicy")
+    if policy not in ("Never", "OnFailure"):
+        return [
+            cause(
+                "FieldValueNotSupported",
+                "spec.template.spec.restartPolicy",
+                f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"',
+            )
+        ]
+    pod_defaults(tmpl)
+    return []
+
+
+def job_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
+    out = []
+    for key in ("template", "selector"):
+        if (new.get("spec") or {}).get(key) != (old.get("spec") or {}).get(key):
+            out.append(cause("FieldValueInvalid", f"spec.{key}", "Invalid value: field is immutable"))
+    return out
+
+
+def namespace_defaults(ns: Obj) -> None:
+    name = ns["metadata"]["name"]
+    ns["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+    ns.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    ns.setdefault("status", {}).setdefault("phase", "Active")
+
+
+def crd_causes(crd: Obj, structural: Callable[[dict[str, Any]], list[str]]) -> list[dict[str, str]]:
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    out: list[dict[str, str]] = []
+    want = f"{names.get('plural')}.{spec.get('group')}"
+    if crd["metadata"]["name"] != want:
+        out.append(
+            cause(
+                "FieldValueInvalid",
+                "metadata.name",
+                f'Invalid value: "{crd["metadata"]["name"]}": must be spec.names.plural+"."+spec.group',
+            )
+        )
+    for key in ("plural", "kind"):
+        if not names.get(key):
+            out.append(cause("FieldValueRequired", f"spec.names.{key}", "Required value"))
+    if spec.get("scope") not in ("Namespaced", "Cluster"):
+        out.append(
+            cause(
+                "FieldValueNotSupported",
+                "spec.scope",
+                f'Unsupported value: "{spec.get("scope")}": supported values: "Cluster", "Namespaced"',
+            )
+        )
+    versions = spec.get("versions") or []
+    if sum(1 for v in versions if v.get("storage")) != 1:
+        out.append(
+            cause(
+                "FieldValueInvalid",
+                "spec.versions",
+                "Invalid value: must have exactly one version marked as storage version",
+            )
+        )
+    for i, ver in enumerate(versions):
+        schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+        if not isinstance(schema, dict):
+            out.append(
+                cause("FieldValueRequired", f"spec.versions[{i}].schema.openAPIV3Schema", "Required value")
+            )
+            continue
+        out.extend(
+            cause("FieldValueInvalid", f"spec.versions[{i}].schema.openAPIV3Schema", msg)
+            for msg in structural(schema)
+        )
+    return out
+
+
+def crd_status(crd: Obj, when: str) -> None:
+    spec = crd.get("spec") or {}
+    names = dict(spec.get("names") or {})
+    names.setdefault("listKind", f"{names.get('kind')}List")
+    names.setdefault("singular", str(names.get("kind", "")).lower())
+    status = crd.setdefault("status", {})
+    status["acceptedNames"] = names
+    stored = set(status.get("storedVersions") or [])
+    stored.update(v["name"] for v in spec.get("versions") or [] if v.get("storage"))
+    status["storedVersions"] = sorted(stored)
+    status["conditions"] = [
+        {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": when}
+        for t, r, m in (
+            ("NamesAccepted", "NoConflicts", "no conflicts found"),
+            ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+        )
+    ]
+
+
+def check(rt: ResourceType, obj: Obj, causes: list[dict[str, str]]) -> None:
+    if causes:
+        raise invalid(rt.kind, rt.group, str(obj.get("metadata", {}).get("name", "")), causes)
+
+
+def forbid_namespace_terminating(ns_obj: Obj | None, ns: str) -> None:
+    if ns_obj is not None and (ns_obj.get("status") or {}).get("phase") == "Terminating":
+        raise ApiError(
+            403,
+            f"unable to create new content in namespace {ns} because it is being terminated",
+            details={
+                "name": ns,
+                "kind": "namespaces",
+                "causes": [
+                    {
+                        "reason": "NamespaceTerminating",
+                        "message": f"namespace {ns} is being terminated",
+                        "field": "metadata.namespace",
+                    }
+                ],
+            },
+        )

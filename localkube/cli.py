@@ -1,0 +1,106 @@
+"""`rayside localkube serve` / `python -m localkube`: run a LocalKube until SIGINT/SIGTERM.
+
+Exit codes: 0 clean shutdown, 2 usage error (bad flag value), 1 failed to start (e.g. port in use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from localkube.cluster import LocalKube, Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rayside localkube serve", description="Run a local Kubernetes API server."
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=6443, help="port (0 = any free port; default 6443)")
+    p.add_argument("--kubeconfig", type=Path, default=None, help="where to write the kubeconfig")
+    p.add_argument("--data-dir", type=Path, default=None, help="persist objects in DIR (SQLite)")
+    p.add_argument(
+        "--state-dir", type=Path, default=None, help="certificates and kubelet state (default: temp)"
+    )
+    p.add_argument("--kubelet", choices=["simulated", "process"], default=None, help="run a kubelet")
+    p.add_argument(
+        "--controllers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the built-in controllers (GC, namespaces, jobs, ...)",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="file holding the bearer token to require (default: anonymous access on loopback)",
+    )
+    p.add_argument(
+        "--https",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve TLS with a generated CA (kubectl sends tokens only over https)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as exc:
+            print(f"localkube: --token-file {args.token_file}: cannot read ({exc.strerror})", file=sys.stderr)
+            return 2
+        if not token:
+            print(f"localkube: --token-file {args.token_file}: the file is empty", file=sys.stderr)
+            return 2
+    kubeconfig = args.kubeconfig or (args.state_dir or Path.home() / ".localkube") / "kubeconfig"
+    state_dir = args.state_dir or kubeconfig.parent
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        https=args.https,
+        token=token,
+        data_dir=args.data_dir,
+        state_dir=state_dir,
+        kubeconfig=kubeconfig,
+        kubelet=args.kubelet,
+        controllers=args.controllers,
+    )
+    lk = LocalKube(settings)
+    try:
+        lk.start()
+    except OSError as exc:
+        print(f"localkube: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        print(f"localkube: a component is not available: {exc}", file=sys.stderr)
+        return 1
+    done = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    print(
+        f"localkube listening on {lk.url}\nkubeconfig: {lk.kubeconfig}\n"
+        f"try: kubectl --kubeconfig {lk.kubeconfig} get namespaces",
+        flush=True,
+    )
+    done.wait()
+    lk.stop()
+    print("localkube stopped", flush=True)
+    return 0

@@ -1,0 +1,202 @@
+"""`LocalKube`: the API server composed with storage, TLS, kubeconfig, built-in controllers and a kubelet."""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from localkube import tls
+from localkube.faults import Faults
+from localkube.httpio import Server
+from localkube.options import WriteOptions
+from localkube.persist import SqlitePersister
+from localkube.registry import Registry, types_from_crd
+from localkube.server import ApiServer
+from localkube.store import Store
+from localkube.writes import KubeApi
+
+log = logging.getLogger(__name__)
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class Settings:
+    """Everything that shapes one LocalKube instance (read once; see docs/localkube.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    https: bool = False
+    token: str | None = None
+    anonymous: bool | None = None  # default: allowed unless a token is set
+    data_dir: Path | None = None
+    state_dir: Path | None = None
+    kubeconfig: Path | None = None
+    kubelet: str | None = None  # None | "simulated" | "process"
+    kubelet_options: dict[str, Any] = field(default_factory=dict)
+    controllers: bool = False
+    history: int = 10000
+    bookmark_interval: float = 60.0
+    seed: int | None = None
+    faults: Faults = field(default_factory=Faults)
+
+
+class LocalKube:
+    """A running local Kubernetes: start it, then use `.url`, `.kubeconfig` and the client factories."""
+
+    def __init__(self, settings: Settings | None = None, **kw: Any) -> None:
+        self.settings = settings or Settings(**kw)
+        self.faults = self.settings.faults
+        self._own_state = self.settings.state_dir is None
+        self.state_dir = self.settings.state_dir or Path(tempfile.mkdtemp(prefix="localkube-"))
+        self.kubeconfig = self.settings.kubeconfig or self.state_dir / "kubeconfig"
+        self.url = ""
+        self.store: Store | None = None
+        self.api: KubeApi | None = None
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._parts: list[Any] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> LocalKube:
+        s = self.settings
+        persister = SqlitePersister(s.data_dir) if s.data_dir is not None else None
+        self.store = Store(history=s.history, persister=persister)
+        registry = Registry()
+        if persister is not None:
+            rows, rv = persister.load()
+            self.store.load(rows, rv)
+            for skey, _ns, name, obj in rows:
+                if skey == "apiextensions.k8s.io/customresourcedefinitions":
+                    registry.set_crd(name, types_from_crd(obj))
+        rng = random.Random(s.seed) if s.seed is not None else random.Random()
+        self.api = KubeApi(self.store, registry, rng=rng)
+        self._bootstrap()
+        anonymous = s.anonymous if s.anonymous is not None else s.token is None
+        app = ApiServer(
+            self.api,
+            self.faults,
+            tokens={s.token} if s.token else None,
+            anonymous=anonymous,
+            bookmark_interval=s.bookmark_interval,
+        )
+        ctx = None
+        ca_pem = None
+        if s.https:
+            certs = tls.make_certs(self.state_dir / "pki")
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(certs.cert_path, certs.key_path)
+            ca_pem = certs.ca_pem
+        self._server = Server((s.host, s.port), app, ssl_context=ctx)
+        port = self._server.server_address[1]
+        app.address = f"{s.host}:{port}"
+        self.url = f"{'https' if s.https else 'http'}://{s.host}:{port}"
+        tls.write_kubeconfig(self.kubeconfig, self.url, s.token, ca_pem)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="localkube-http",
+            daemon=True,
+        )
+        self._thread.start()
+        log.debug("localkube listening on %s", self.url)
+        self._start_parts()
+        return self
+
+    def _bootstrap(self) -> None:
+        assert self.api is not None
+        api, opts = self.api, WriteOptions(field_manager="localkube")
+        ns_rt = api.registry.lookup("", "v1", "namespaces")
+        svc_rt = api.registry.lookup("", "v1", "services")
+        assert ns_rt is not None and svc_rt is not None
+        for name in SYSTEM_NAMESPACES:
+            if api.store.peek(ns_rt.storage_key, "", name) is None:
+                api.create(ns_rt, "", {"metadata": {"name": name}}, opts)
+        if api.store.peek(svc_rt.storage_key, "default", "kubernetes") is None:
+            api.create(
+                svc_rt,
+                "default",
+                {
+                    "metadata": {
+                        "name": "kubernetes",
+                        "labels": {"component": "apiserver", "provider": "kubernetes"},
+                    },
+                    "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
+                },
+                opts,
+            )
+
+    def _start_parts(self) -> None:
+        s = self.settings
+        if s.controllers:
+            from localkube.controllers import Controllers  # type: ignore[import-not-found,attr-defined,unused-ignore]
+
+            self._parts.append(Controllers(self.kube_client()))
+        if s.kubelet:
+            from localkube.kubelet import Kubelet  # type: ignore[import-not-found,attr-defined,unused-ignore]
+
+            self._parts.append(
+                Kubelet(
+                    self.kube_client(),
+                    mode=s.kubelet,
+                    state_dir=self.state_dir / "kubelet",
+                    **s.kubelet_options,
+                )
+            )
+        for part in self._parts:
+            part.start()
+
+    def stop(self) -> None:
+        for part in reversed(self._parts):
+            try:
+                part.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(part).__name__)
+        self._parts.clear()
+        if self.store is not None:
+            self.store.close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._own_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalKube:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- clients and test helpers --------------------------------------------------------------------------
+    def api_client(self) -> Any:
+        """A configured official `kubernetes.client.ApiClient` for this server."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def kube_client(self, **kw: Any) -> Any:
+        """A `rayside.kubeclient.KubeClient` for this server."""
+        from rayside.kubeclient import KubeClient  # type: ignore[import-not-found,unused-ignore]
+
+        return KubeClient.from_config(kubeconfig=str(self.kubeconfig), **kw)
+
+    def compact(self) -> int:
+        """Drop the watch history (watches from older resourceVersions then get 410 Expired)."""
+        assert self.store is not None
+        return self.store.compact()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)

@@ -1,0 +1,383 @@
+"""The API server application: authentication, routing, verbs, tables, watches, pod logs, admin paths."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+from localkube import discovery as disc
+from localkube.errors import ApiError, bad_request
+from localkube.faults import Faults
+from localkube.httpio import Chunked, Request, send_error, send_json, send_text
+from localkube.options import DeleteOptions, ListOptions, WriteOptions
+from localkube.registry import ResourceType
+from localkube.watch import WatchStream
+from localkube.writes import PATCH_TYPES, KubeApi
+
+log = logging.getLogger(__name__)
+NOT_FOUND = "the server could not find the requested resource"
+HEALTH = {"healthz", "livez", "readyz"}
+
+
+class Route:
+    def __init__(self, rt: ResourceType, ns: str | None, name: str | None, sub: str | None) -> None:
+        self.rt, self.ns, self.name, self.sub = rt, ns, name, sub
+
+
+class ApiServer:
+    """Turns HTTP requests into `KubeApi` calls and writes Kubernetes-shaped responses."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        faults: Faults,
+        tokens: set[str] | None = None,
+        anonymous: bool = True,
+        bookmark_interval: float = 60.0,
+    ) -> None:
+        self.api = api
+        self.faults = faults
+        self.tokens = tokens or set()
+        self.anonymous = anonymous
+        self.bookmark_interval = bookmark_interval
+        self.address = "127.0.0.1:0"
+
+    # -- entry ---------------------------------------------------------------------------------------------
+    def handle(self, req: Request) -> None:
+        try:
+            self._handle(req)
+        except ApiError as exc:
+            send_error(req, exc)
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("client went away: %s %s", req.method, req.path)
+        except Exception as exc:  # a server bug must still answer with a Status
+            log.exception("internal error on %s %s", req.method, req.path)
+            send_error(req, ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _authenticate(self, req: Request) -> None:
+        auth = req.header("authorization")
+        if auth.lower().startswith("bearer "):
+            if self.tokens and auth[7:].strip() not in self.tokens:
+                raise ApiError(401, "Unauthorized")
+            return
+        if not self.anonymous:
+            raise ApiError(401, "Unauthorized")
+
+    def _handle(self, req: Request) -> None:
+        seg = req.segments
+        if len(seg) == 1 and seg[0] in HEALTH:
+            send_text(req, 200, "ok")
+            return
+        self._authenticate(req)
+        if seg[:1] == ["localkube"]:
+            self._admin(req)
+        elif seg == ["version"]:
+            send_json(req, 200, disc.VERSION)
+        elif seg[:1] == ["openapi"]:
+            self._openapi(req)
+        elif seg[:1] == ["api"]:
+            self._core(req)
+        elif seg[:1] == ["apis"]:
+            self._groups(req)
+        else:
+            raise ApiError(404, NOT_FOUND)
+
+    # -- discovery -----------------------------------------------------------------------------------------
+    def _core(self, req: Request) -> None:
+        seg = req.segments
+        if len(seg) == 1:
+            send_json(req, 200, disc.api_versions(self.address))
+        elif len(seg) == 2:
+            self._send_found(req, disc.resource_list(self.api.registry, "", seg[1]))
+        else:
+            self._resource(req, "", seg[1], seg[2:])
+
+    def _groups(self, req: Request) -> None:
+        seg = req.segments
+        if len(seg) == 1:
+            send_json(req, 200, disc.api_group_list(self.api.registry))
+        elif len(seg) == 2:
+            self._send_found(req, disc.api_group(self.api.registry, seg[1]))
+        elif len(seg) == 3:
+            self._send_found(req, disc.resource_list(self.api.registry, seg[1], seg[2]))
+        else:
+            self._resource(req, seg[1], seg[2], seg[3:])
+
+    def _send_found(self, req: Request, body: dict[str, Any] | None) -> None:
+        if body is None:
+            raise ApiError(404, NOT_FOUND)
+        send_json(req, 200, body)
+
+    def _openapi(self, req: Request) -> None:
+        seg = req.segments
+        if seg[:2] != ["openapi", "v3"]:
+            raise ApiError(404, NOT_FOUND)
+        reg = self.api.registry
+        if len(seg) == 2:
+            send_json(req, 200, disc.openapi_index(reg))
+            return
+        rest = seg[2:]
+        doc = None
+        if rest[0] == "api" and len(rest) == 2:
+            doc = disc.openapi_doc(reg, "", rest[1])
+        elif rest[0] == "apis" and len(rest) == 3:
+            doc = disc.openapi_doc(reg, rest[1], rest[2])
+        self._send_found(req, doc)
+
+    def _admin(self, req: Request) -> None:
+        what = req.segments[1:2]
+        if what == ["faults"]:
+            if req.method == "PUT":
+                try:
+                    self.faults.update_from(req.json_body() or {})
+                except (ValueError, TypeError) as exc:
+                    raise bad_request(str(exc)) from None
+            send_json(req, 200, self.faults.to_dict())
+        elif what == ["compact"] and req.method == "POST":
+            send_json(req, 200, {"compactedResourceVersion": str(self.api.store.compact())})
+        else:
+            raise ApiError(404, NOT_FOUND)
+
+    # -- resources -----------------------------------------------------------------------------------------
+    def _route(self, group: str, version: str, seg: list[str]) -> Route:
+        reg = self.api.registry
+        ns: str | None = None
+        rest = seg
+        if len(seg) >= 3 and seg[0] == "namespaces":
+            cand = reg.lookup(group, version, seg[2])
+            if cand is not None and cand.namespaced:
+                ns, rest = seg[1], seg[2:]
+        rt = reg.lookup(group, version, rest[0])
+        if rt is None or len(rest) > 3 or (ns is None and rt.namespaced and len(rest) > 1):
+            raise ApiError(404, NOT_FOUND)
+        sub = rest[2] if len(rest) == 3 else None
+        if sub is not None and sub not in rt.subresources():
+            raise ApiError(404, NOT_FOUND)
+        return Route(rt, ns, rest[1] if len(rest) > 1 else None, sub)
+
+    def _verb(self, req: Request, r: Route, opts: ListOptions | None) -> str:
+        if req.method == "GET":
+            if r.name is None:
+                return "watch" if opts and opts.watch else "list"
+            return "get"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+            req.method, "get"
+        )
+
+    def _inject(self, verb: str, r: Route) -> None:
+        if self.faults.latency:
+            time.sleep(self.faults.latency)
+        code = self.faults.pick(verb)
+        if code is None:
+            return
+        log.debug("fault injected: %s %s -> %d", verb, r.rt.plural, code)
+        if code == 409:
+            from localkube.errors import conflict
+
+            raise conflict(r.rt.plural, r.rt.group, r.name or "")
+        if code == 429:
+            raise ApiError(
+                429,
+                "Too many requests, please try again later.",
+                headers={"Retry-After": "1"},
+                details={"retryAfterSeconds": 1},
+            )
+        raise ApiError(
+            code, "injected fault", reason="InternalError" if code == 500 else "ServiceUnavailable"
+        )
+
+    def _resource(self, req: Request, group: str, version: str, seg: list[str]) -> None:
+        r = self._route(group, version, seg)
+        lopts = ListOptions.from_query(req.query) if req.method == "GET" and r.name is None else None
+        self._inject(self._verb(req, r, lopts), r)
+        wopts = WriteOptions.from_query(req.query, req.header("user-agent"))
+        ns = r.ns or ""
+        if req.method == "GET":
+            self._get(req, r, lopts)
+        elif req.method == "POST":
+            if r.name is None:
+                self._reply(req, r, self.api.create(r.rt, ns, req.json_body(), wopts))
+            elif r.sub == "binding":
+                self._reply(req, r, self.api.bind(r.rt, ns, r.name, req.json_body(), wopts))
+            else:
+                raise ApiError(405, "the server does not allow this method on the requested resource")
+        elif req.method in ("PUT", "PATCH") and r.name is not None:
+            self._put_patch(req, r, wopts)
+        elif req.method == "DELETE":
+            self._delete(req, r)
+        else:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _put_patch(self, req: Request, r: Route, wopts: WriteOptions) -> None:
+        assert r.name is not None
+        ns = r.ns or ""
+        if req.method == "PATCH":
+            ptype = PATCH_TYPES.get(req.content_type)
+            if ptype is None:
+                from localkube.errors import unsupported_patch
+
+                raise unsupported_patch()
+            if r.sub not in (None, "status", "scale"):
+                raise ApiError(405, "the server does not allow this method on the requested resource")
+            self._reply(req, r, self.api.patch(r.rt, ns, r.name, ptype, req.body, wopts, r.sub))
+        elif r.sub == "scale":
+            self._reply(req, r, self.api.update_scale(r.rt, ns, r.name, req.json_body(), wopts))
+        elif r.sub == "finalize":
+            self._reply(req, r, self.api.finalize(r.rt, r.name, req.json_body(), wopts))
+        elif r.sub in (None, "status"):
+            self._reply(req, r, self.api.update(r.rt, ns, r.name, req.json_body(), wopts, r.sub))
+        else:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _reply(self, req: Request, r: Route, res: Any) -> None:
+        send_json(req, res.code, res.obj, warnings=res.warnings)
+
+    def _delete(self, req: Request, r: Route) -> None:
+        body = req.json_body() if req.body.strip() else None
+        dopts = DeleteOptions.parse(req.query, body)
+        if r.name is not None:
+            if r.sub is not None:
+                raise ApiError(405, "the server does not allow this method on the requested resource")
+            self._reply(req, r, self.api.delete(r.rt, r.ns or "", r.name, dopts))
+            return
+        items, _meta = self.api.list_objects(r.rt, r.ns, ListOptions.from_query(req.query))
+        self._reply(req, r, self.api.delete_collection(r.rt, r.ns, items, dopts))
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _wants_table(req: Request) -> bool:
+        if "as=table" not in req.header("accept").lower().replace(" ", ""):
+            return False
+        return importlib.util.find_spec("localkube.table") is not None  # plain lists until tables exist
+
+    def _table(self, r: Route, objs: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+        from localkube.table import table_for  # type: ignore[import-not-found,unused-ignore]
+
+        cols = list(r.rt.printer_columns) if r.rt.printer_columns is not None else None
+        table: dict[str, Any] = table_for(objs, r.rt.kind, cols, meta)
+        return table
+
+    def _get(self, req: Request, r: Route, lopts: ListOptions | None) -> None:
+        ns = r.ns or ""
+        if r.name is None:
+            assert lopts is not None
+            if lopts.watch:
+                self._watch(req, r, lopts)
+                return
+            items, meta = self.api.list_objects(r.rt, r.ns, lopts)
+            if self._wants_table(req):
+                send_json(req, 200, self._table(r, items, meta))
+                return
+            send_json(
+                req,
+                200,
+                {
+                    "kind": r.rt.list_kind_name,
+                    "apiVersion": r.rt.api_version,
+                    "metadata": meta,
+                    "items": items,
+                },
+            )
+            return
+        if r.sub == "log":
+            self._logs(req, r)
+            return
+        if r.sub == "scale":
+            send_json(req, 200, self.api.get_scale(r.rt, ns, r.name))
+            return
+        obj = self.api.get(r.rt, ns, r.name)
+        if self._wants_table(req) and r.sub is None:
+            send_json(
+                req, 200, self._table(r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
+            )
+            return
+        send_json(req, 200, obj)
+
+    def _watch(self, req: Request, r: Route, lopts: ListOptions) -> None:
+        stream = WatchStream(
+            self.api,
+            r.rt,
+            r.ns,
+            lopts,
+            bookmark_interval=self.bookmark_interval,
+            alive=req.alive,
+            drop_after=self.faults.watch_drop_after,
+        )
+        table = self._wants_table(req)
+        out = Chunked(req, "application/json")
+        try:
+            for item in stream:
+                event = item
+                if table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    obj = event["object"]
+                    event = {
+                        "type": event["type"],
+                        "object": self._table(
+                            r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}
+                        ),
+                    }
+                out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+            out.close()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            log.debug("watch client went away: %s", req.path)
+        req.handler.close_connection = True
+
+    def _logs(self, req: Request, r: Route) -> None:
+        assert r.name is not None
+        ns = r.ns or ""
+        pod = self.api.get(r.rt, ns, r.name)
+        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        container = (req.query.get("container") or [""])[0]
+        if not container:
+            if len(names) != 1:
+                raise bad_request(
+                    f"a container name must be specified for pod {r.name}, choose one of: "
+                    f"[{' '.join(str(n) for n in names)}]"
+                )
+            container = str(names[0])
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise bad_request(f"pod {r.name} does not have a host assigned")
+        node = self.api.store.get("core/nodes", "", node_name) or {}
+        status = node.get("status") or {}
+        ip = next(
+            (a.get("address") for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None
+        )
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+        if not ip or not port:
+            raise ApiError(500, f"node {node_name} has no kubelet endpoint (InternalIP and daemonEndpoints)")
+        keys = ("follow", "tailLines", "previous", "timestamps", "sinceSeconds", "sinceTime", "limitBytes")
+        params = {k: req.query[k][0] for k in keys if req.query.get(k)}
+        url = f"http://{ip}:{port}/containerLogs/{ns}/{r.name}/{container}"
+        if params:
+            url += "?" + urlencode(params)
+        self._proxy(req, url)
+
+    def _proxy(self, req: Request, url: str) -> None:
+        try:
+            upstream = urllib.request.urlopen(url, timeout=3600)
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace").strip()
+            raise ApiError(
+                exc.code if exc.code < 500 else 500, text or f"kubelet answered {exc.code}"
+            ) from None
+        except OSError as exc:
+            raise ApiError(500, f"cannot reach the kubelet at {url}: {exc}") from None
+        with upstream:
+            out = Chunked(req, "text/plain")
+            try:
+                while True:
+                    data = upstream.read1(65536)
+                    if not data:
+                        break
+                    out.write(data)
+                out.close()
+            except OSError:
+                log.debug("log client went away: %s", req.path)
+        req.handler.close_connection = True

@@ -1,0 +1,160 @@
+"""The object store: in-memory objects, one global resourceVersion counter and a watch-event history.
+
+Every write goes through `Store.put`/`Store.remove` while holding `Store.lock`; callers that read, decide and
+write take the lock around the whole sequence (it is re-entrant). Watchers wait on the condition and read the
+history after their resourceVersion; once history before their position is gone they get 410 Expired.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Obj = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
+
+
+def clone(obj: Obj) -> Obj:
+    """A deep copy of a JSON object (faster than copy.deepcopy for JSON data)."""
+    out: Obj = json.loads(json.dumps(obj))
+    return out
+
+
+@dataclass(frozen=True)
+class Event:
+    rv: int
+    skey: str
+    type: str  # ADDED | MODIFIED | DELETED
+    obj: Obj
+    old: Obj | None
+
+
+class Persister(Protocol):
+    def put(self, skey: str, ns: str, name: str, obj: Obj, rv: int) -> None: ...
+    def delete(self, skey: str, ns: str, name: str, rv: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class Store:
+    """Objects by storage key, the global revision and a bounded event history."""
+
+    def __init__(self, history: int = 10000, persister: Persister | None = None) -> None:
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self._objs: dict[str, dict[Key, Obj]] = {}
+        self._rv = 0
+        self._events: list[Event] = []
+        self._event_rvs: list[int] = []
+        self._history = max(10, history)
+        self.compacted_rv = 0  # events with rv > compacted_rv are all in history
+        self._persister = persister
+        self.closed = False
+
+    # -- loading -------------------------------------------------------------------------------------------
+    def load(self, rows: list[tuple[str, str, str, Obj]], rv: int) -> None:
+        with self.lock:
+            for skey, ns, name, obj in rows:
+                self._objs.setdefault(skey, {})[(ns, name)] = obj
+            self._rv = max(self._rv, rv)
+            self.compacted_rv = self._rv
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    @property
+    def rv(self) -> int:
+        return self._rv
+
+    def get(self, skey: str, ns: str, name: str) -> Obj | None:
+        with self.lock:
+            obj = self._objs.get(skey, {}).get((ns, name))
+            return clone(obj) if obj is not None else None
+
+    def peek(self, skey: str, ns: str, name: str) -> Obj | None:
+        """The stored object itself (no copy): callers must not mutate it."""
+        return self._objs.get(skey, {}).get((ns, name))
+
+    def items(self, skey: str, ns: str | None = None) -> tuple[list[Obj], int]:
+        """Objects of one storage key, sorted by (namespace, name); deep copies and the current revision."""
+        with self.lock:
+            bucket = self._objs.get(skey, {})
+            keys = sorted(k for k in bucket if ns is None or k[0] == ns)
+            return [clone(bucket[k]) for k in keys], self._rv
+
+    def count(self, skey: str, ns: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for k in self._objs.get(skey, {}) if ns is None or k[0] == ns)
+
+    # -- writes --------------------------------------------------------------------------------------------
+    def _next_rv(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def put(self, skey: str, obj: Obj, old: Obj | None) -> Obj:
+        """Store `obj` (ADDED if `old` is None, else MODIFIED) with a new resourceVersion; returns a copy."""
+        with self.lock:
+            rv = self._next_rv()
+            meta = obj.setdefault("metadata", {})
+            meta["resourceVersion"] = str(rv)
+            ns, name = meta.get("namespace", ""), meta["name"]
+            stored = clone(obj)
+            self._objs.setdefault(skey, {})[(ns, name)] = stored
+            self._record(Event(rv, skey, "ADDED" if old is None else "MODIFIED", stored, old))
+            if self._persister is not None:
+                self._persister.put(skey, ns, name, stored, rv)
+            return clone(stored)
+
+    def remove(self, skey: str, ns: str, name: str) -> Obj | None:
+        """Remove an object; the DELETED event carries its last state with a fresh resourceVersion."""
+        with self.lock:
+            old = self._objs.get(skey, {}).pop((ns, name), None)
+            if old is None:
+                return None
+            rv = self._next_rv()
+            last = clone(old)
+            last["metadata"]["resourceVersion"] = str(rv)
+            self._record(Event(rv, skey, "DELETED", last, old))
+            if self._persister is not None:
+                self._persister.delete(skey, ns, name, rv)
+            return clone(last)
+
+    def _record(self, event: Event) -> None:
+        self._events.append(event)
+        self._event_rvs.append(event.rv)
+        if len(self._events) > 2 * self._history:
+            cut = len(self._events) - self._history
+            self.compacted_rv = self._event_rvs[cut - 1]
+            del self._events[:cut]
+            del self._event_rvs[:cut]
+        self.cond.notify_all()
+
+    def compact(self) -> int:
+        """Forget all history (watches from older revisions then get 410); returns the compacted revision."""
+        with self.lock:
+            self._events.clear()
+            self._event_rvs.clear()
+            self.compacted_rv = self._rv
+            return self._rv
+
+    # -- watch support -------------------------------------------------------------------------------------
+    def events_after(self, rv: int) -> list[Event] | None:
+        """Events with revision > rv, or None when some of them are no longer retained."""
+        with self.lock:
+            if rv < self.compacted_rv:
+                return None
+            i = bisect.bisect_right(self._event_rvs, rv)
+            return self._events[i:]
+
+    def wait(self, rv: int, timeout: float) -> None:
+        """Block until a write newer than `rv` happens, the store closes, or `timeout` passes."""
+        with self.cond:
+            if self._rv <= rv and not self.closed:
+                self.cond.wait(timeout)
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        if self._persister is not None:
+            self._persister.close()

@@ -1,0 +1,152 @@
+"""Watch streams: initial state, then every matching change from the store history, with selector transitions,
+bookmarks, timeouts and 410 Expired when the requested revision is no longer retained."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from localkube.api import Api
+from localkube.errors import ApiError, cause, invalid
+from localkube.options import ListOptions
+from localkube.registry import ResourceType
+from localkube.store import Event, Obj, clone
+
+DEFAULT_TIMEOUT = 1800.0
+
+
+def expired(rv: str, current: int) -> dict[str, Any]:
+    return {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"too old resource version: {rv} ({current})",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
+
+
+def check_options(opts: ListOptions) -> None:
+    if opts.send_initial_events and (
+        not opts.allow_bookmarks or opts.resource_version_match != "NotOlderThan"
+    ):
+        raise invalid(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            [
+                cause(
+                    "FieldValueForbidden",
+                    "sendInitialEvents",
+                    "Forbidden: sendInitialEvents requires setting allowWatchBookmarks=true and "
+                    "resourceVersionMatch=NotOlderThan",
+                )
+            ],
+        )
+
+
+class WatchStream:
+    """Iterates watch events (dicts) for one request; `alive()` lets the server stop on disconnect."""
+
+    def __init__(
+        self,
+        api: Api,
+        rt: ResourceType,
+        ns: str | None,
+        opts: ListOptions,
+        bookmark_interval: float = 60.0,
+        alive: Callable[[], bool] = lambda: True,
+        drop_after: float | None = None,
+    ) -> None:
+        check_options(opts)
+        self.api, self.rt, self.ns, self.opts = api, rt, ns, opts
+        self.match = api.matcher(rt, opts)
+        self.bookmark_interval = bookmark_interval
+        self.alive = alive
+        timeout = float(opts.timeout_seconds) if opts.timeout_seconds else DEFAULT_TIMEOUT
+        if drop_after is not None:
+            timeout = min(timeout, drop_after)
+        self.deadline = time.monotonic() + timeout
+
+    def _obj(self, obj: Obj) -> Obj:
+        return self.api.stamp(self.rt, clone(obj))
+
+    def _bookmark(self, rv: int, initial_end: bool = False) -> dict[str, Any]:
+        md: Obj = {"resourceVersion": str(rv)}
+        if initial_end:
+            md["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {
+            "type": "BOOKMARK",
+            "object": {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": md},
+        }
+
+    def _start(self) -> tuple[list[dict[str, Any]], int] | None:
+        store = self.api.store
+        rv_text = self.opts.resource_version
+        with store.lock:
+            if rv_text in ("", "0") or self.opts.send_initial_events:
+                items, rv = store.items(self.rt.storage_key, self.ns)
+                first = [{"type": "ADDED", "object": self._obj(o)} for o in items if self.match(o)]
+                if self.opts.send_initial_events:
+                    first.append(self._bookmark(rv, initial_end=True))
+                return first, rv
+            rv = int(rv_text)
+            if store.events_after(rv) is None:
+                return None
+            return [], rv
+
+    def translate(self, ev: Event) -> dict[str, Any] | None:
+        if ev.skey != self.rt.storage_key:
+            return None
+        if self.ns is not None and ev.obj.get("metadata", {}).get("namespace", "") != self.ns:
+            return None
+        now = self.match(ev.obj)
+        if ev.type == "ADDED":
+            return {"type": "ADDED", "object": self._obj(ev.obj)} if now else None
+        if ev.type == "DELETED":
+            return {"type": "DELETED", "object": self._obj(ev.obj)} if now else None
+        before = ev.old is not None and self.match(ev.old)
+        if now:
+            return {"type": "MODIFIED" if before else "ADDED", "object": self._obj(ev.obj)}
+        if before and ev.old is not None:
+            gone = self._obj(ev.old)
+            gone["metadata"]["resourceVersion"] = str(ev.rv)
+            return {"type": "DELETED", "object": gone}
+        return None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        start = self._start()
+        store = self.api.store
+        if start is None:
+            yield expired(self.opts.resource_version, store.rv)
+            return
+        first, last = start
+        yield from first
+        next_bookmark = time.monotonic() + self.bookmark_interval
+        while not store.closed and self.alive():
+            now = time.monotonic()
+            if now >= self.deadline:
+                return
+            events = store.events_after(last)
+            if events is None:
+                yield expired(str(last), store.rv)
+                return
+            for ev in events:
+                last = ev.rv
+                out = self.translate(ev)
+                if out is not None:
+                    yield out
+            if self.opts.allow_bookmarks and now >= next_bookmark:
+                yield self._bookmark(last)
+                next_bookmark = now + self.bookmark_interval
+            if not events:
+                store.wait(last, max(0.01, min(1.0, self.deadline - now, next_bookmark - now)))
+
+
+def list_error(exc: ApiError) -> dict[str, Any]:
+    return {"type": "ERROR", "object": exc.status()}
