@@ -235,6 +235,8 @@ class Api:
             meta["uid"] = m.new_uid()
             meta["creationTimestamp"] = self.now()
             warnings = self._create_rules(rt, obj, opts)
+            if not opts.applied:
+                obj = self._track(rt, None, obj, opts, None)
             current = self.store.peek(rt.storage_key, meta.get("namespace", ""), meta["name"])
             if current is not None:
                 from localkube.errors import already_exists
@@ -373,6 +375,8 @@ class Api:
                     ],
                 )
         warnings = self._update_rules(rt, new, old, opts)
+        if not opts.applied:
+            new = self._track(rt, old, new, opts, subresource)
         if rt.generation and self._spec_changed(rt, old, new):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if self._same(old, new):
@@ -387,6 +391,14 @@ class Api:
         if rt.plural == "customresourcedefinitions":
             self.registry.set_crd(meta["name"], types_from_crd(stored))
         return Result(stored, 200, warnings)
+
+    @staticmethod
+    def _track(rt: ResourceType, old: Obj | None, new: Obj, opts: WriteOptions, subresource: str | None) -> Obj:
+        """Record a non-apply write in managedFields (operation Update) for later apply conflict detection."""
+        from localkube import ssa
+
+        sub = subresource if subresource in ("status", "scale") else None
+        return ssa.update_managed_fields(old, new, opts.manager, rt.kind, schema=rt.schema, subresource=sub)
 
     @staticmethod
     def _finalized(obj: Obj) -> bool:

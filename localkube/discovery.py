@@ -144,7 +144,7 @@ def openapi_doc(registry: Registry, group: str, version: str) -> dict[str, Any] 
         ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
         body = {"content": {"application/json": {"schema": ref}}}
         ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
-        op = {"x-kubernetes-group-version-kind": gvk, "parameters": params, "responses": ok}
+        op = {"x-kubernetes-group-version-kind": gvk[0], "parameters": params, "responses": ok}
         ns_part = "/namespaces/{namespace}" if rt.namespaced else ""
         paths[f"{prefix}{ns_part}/{rt.plural}"] = {
             "post": {

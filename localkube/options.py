@@ -58,6 +58,7 @@ class WriteOptions:
     field_manager: str = ""
     force: bool = False
     user_agent: str = ""
+    applied: bool = False  # set by server-side apply: managedFields are already computed
 
     @classmethod
     def from_query(cls, q: Mapping[str, list[str]], user_agent: str = "") -> WriteOptions:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import time
@@ -254,7 +253,11 @@ class ApiServer:
     def _wants_table(req: Request) -> bool:
         if "as=table" not in req.header("accept").lower().replace(" ", ""):
             return False
-        return importlib.util.find_spec("localkube.table") is not None  # plain lists until tables exist
+        try:  # kubectl accepts plain lists too, so a missing table module only costs columns
+            import localkube.table  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+        except ImportError:
+            return False
+        return True
 
     def _table(self, r: Route, objs: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
         from localkube.table import table_for  # type: ignore[import-not-found,unused-ignore]

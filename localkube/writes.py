@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -141,7 +142,9 @@ class KubeApi(Api):
         with self.store.lock:
             live = self.store.get(rt.storage_key, ns if rt.namespaced else "", name)
             try:
-                result = ssa.server_side_apply(live, body, opts.field_manager, opts.force, rt.kind)
+                result = ssa.server_side_apply(
+                    live, body, opts.field_manager, opts.force, rt.kind, schema=rt.schema, subresource=subresource
+                )
             except ssa.ApplyConflict as exc:
                 raise ApiError(
                     409,
@@ -157,19 +160,21 @@ class KubeApi(Api):
                         ],
                     },
                 ) from None
+            rmeta = result.setdefault("metadata", {})
+            rmeta["name"] = name
+            if rt.namespaced:
+                rmeta["namespace"] = ns
+            applied = replace(opts, applied=True)
             if live is None:
                 if subresource is not None:
                     raise not_found(rt.plural, rt.group, name)
-                result.setdefault("metadata", {}).pop("resourceVersion", None)
-                return self.create(rt, ns, result, opts)
+                rmeta.pop("resourceVersion", None)
+                return self.create(rt, ns, result, applied)
             live = self.stamp(rt, live)
             rv = str(meta.get("resourceVersion") or "")
             if rv and rv != live["metadata"]["resourceVersion"]:
                 raise conflict(rt.plural, rt.group, name)
-            result.setdefault("metadata", {})["name"] = name
-            if rt.namespaced:
-                result["metadata"]["namespace"] = ns
-            return self._write_update(rt, live, result, opts, subresource)
+            return self._write_update(rt, live, result, applied, subresource)
 
     # -- scale ---------------------------------------------------------------------------------------------
     def scale_of(self, rt: ResourceType, obj: Obj) -> Obj:
