@@ -170,6 +170,7 @@ def _plan_group(
     pods: list[Obj],
     *,
     indexing: bool,
+    random_delete: bool,
     make_pod: PodFactory,
     plan: Plan,
 ) -> bool:
@@ -192,7 +193,7 @@ def _plan_group(
         for index in free:
             slot = PodSlot(name, replica_index=index) if indexing else PodSlot(name)
             plan.actions.append(Create(make_pod(slot), name, "FailedCreateWorkerPod"))
-    elif diff < 0 and not cluster.spec.enable_in_tree_autoscaling:
+    elif diff < 0 and (random_delete or not cluster.spec.enable_in_tree_autoscaling):
         # Prefer Pods that are not Running, then the highest replica indexes.
         order = sorted(
             remaining,
@@ -213,6 +214,7 @@ def _plan_multi_host(
     *,
     make_pod: PodFactory,
     rand5: Callable[[], str],
+    random_delete: bool,
     plan: Plan,
 ) -> bool:
     """Replicas of numOfHosts Pods are created and deleted whole (operator-spec §2.8.5)."""
@@ -247,7 +249,7 @@ def _plan_multi_host(
             for host in range(n):
                 slot = PodSlot(name, replica_index=index, replica_name=replica_name, host_index=host)
                 plan.actions.append(Create(make_pod(slot), name, "FailedCreateWorkerPod"))
-    elif want < len(have) and not cluster.spec.enable_in_tree_autoscaling:
+    elif want < len(have) and (random_delete or not cluster.spec.enable_in_tree_autoscaling):
         for replica in have[want:]:
             drop(replica)
     return True
@@ -273,6 +275,7 @@ def plan_pods(
     make_pod: PodFactory,
     rand5: Callable[[], str],
     plan: Plan,
+    random_delete: bool = False,
 ) -> None:
     """Pod work of one pass (suspend, head, each worker group), appended to `plan`."""
     plan.phase = suspend_phase(cluster, status, gates)
@@ -308,9 +311,25 @@ def plan_pods(
             ]
             continue
         if hosts(group) > 1 and indexing:
-            ok = _plan_multi_host(cluster, group, group_pods, make_pod=make_pod, rand5=rand5, plan=plan)
+            ok = _plan_multi_host(
+                cluster,
+                group,
+                group_pods,
+                make_pod=make_pod,
+                rand5=rand5,
+                random_delete=random_delete,
+                plan=plan,
+            )
         else:
-            ok = _plan_group(cluster, group, group_pods, indexing=indexing, make_pod=make_pod, plan=plan)
+            ok = _plan_group(
+                cluster,
+                group,
+                group_pods,
+                indexing=indexing,
+                random_delete=random_delete,
+                make_pod=make_pod,
+                plan=plan,
+            )
         if not ok:
             return
     if not unsatisfied:
@@ -334,6 +353,7 @@ def plan_cluster(
     unsatisfied: frozenset[str],
     make_pod: PodFactory,
     rand5: Callable[[], str],
+    random_delete: bool = False,
 ) -> Plan:
     """The whole pass for a valid, operator-managed cluster: children first, then Pods."""
     plan = Plan()
@@ -348,6 +368,7 @@ def plan_cluster(
         make_pod=make_pod,
         rand5=rand5,
         plan=plan,
+        random_delete=random_delete,
     )
     return plan
 

@@ -384,3 +384,14 @@ def status_changed(old: Obj | None, new: Obj) -> bool:
     if any(old.get(k) != new.get(k) for k in _COMPARED):
         return True
     return _condition_essence(old) != _condition_essence(new)
+
+
+_COUNTERS = ("readyWorkerReplicas", "availableWorkerReplicas")
+
+
+def only_counters_changed(old: Obj | None, new: Obj) -> bool:
+    """Whether the only differences are the ready/available worker counters (throttled writes)."""
+    old = old or {}
+    if any(old.get(k) != new.get(k) for k in _COMPARED if k not in _COUNTERS):
+        return False
+    return _condition_essence(old) == _condition_essence(new)

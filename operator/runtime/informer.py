@@ -4,8 +4,8 @@ The loop lists (following `continue`), replaces the cache, then watches from the
 with bookmarks. A closed stream is re-opened from the last seen resourceVersion; 410 Gone (history
 compacted) or an unexpected error leads to a fresh list after a short backoff. Every change calls
 `on_change(old, new)` (old None = added, new None = deleted) so the controller can queue keys. The cache
-is indexed by namespace and by the `ray.io/cluster` label, and an optional `transform` trims objects
-before they are stored (e.g. drops managedFields) to keep memory low.
+is indexed by namespace and by RayCluster (`ray.io/cluster` label, else the controlling owner), and an
+optional `transform` trims objects before they are stored (e.g. drops managedFields) to save memory.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import builtins
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from rayside.kubeclient import Gone, KubeClient, KubeError
 
@@ -25,10 +25,35 @@ ChangeHandler = Callable[[Obj | None, Obj | None], None]
 CLUSTER_LABEL = "ray.io/cluster"
 
 
+class Cache(Protocol):
+    """The read side the reconcilers use (an Informer or an InformerGroup)."""
+
+    def get(self, namespace: str, name: str) -> Obj | None: ...
+    def by_cluster(self, namespace: str, cluster: str) -> builtins.list[Obj]: ...
+    def observe(self, obj: Obj) -> None: ...
+
+
 def obj_key(obj: Obj) -> str:
     meta = obj.get("metadata", {})
     ns = meta.get("namespace") or ""
     return f"{ns}/{meta.get('name', '')}" if ns else str(meta.get("name", ""))
+
+
+def cluster_of(obj: Obj) -> str | None:
+    """The RayCluster an object belongs to: its `ray.io/cluster` label, else its RayCluster owner."""
+    meta = obj.get("metadata", {})
+    label = (meta.get("labels") or {}).get(CLUSTER_LABEL)
+    if label:
+        return str(label)
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "RayCluster" and ref.get("controller"):
+            return str(ref.get("name"))
+    return None
+
+
+def _rv(obj: Obj) -> int:
+    value = str(obj.get("metadata", {}).get("resourceVersion") or "")
+    return int(value) if value.isdigit() else -1
 
 
 def strip_managed_fields(obj: Obj) -> Obj:
@@ -91,7 +116,7 @@ class Informer:
     def _index(self, key: str, obj: Obj, add: bool) -> None:
         meta = obj.get("metadata", {})
         ns = meta.get("namespace") or ""
-        cluster = (meta.get("labels") or {}).get(CLUSTER_LABEL)
+        cluster = cluster_of(obj)
         buckets: list[tuple[dict[Any, set[str]], Any]] = [(self._by_namespace, ns)]
         if cluster:
             buckets.append((self._by_cluster, (ns, cluster)))
@@ -122,6 +147,14 @@ class Informer:
             if old is not None:
                 self._index(key, old, add=False)
         return old
+
+    def observe(self, obj: Obj) -> None:
+        """Write-through after our own write: store `obj` if it is newer than the cached copy (no events)."""
+        obj = self._transform(obj)
+        with self._lock:
+            cached = self._store.get(obj_key(obj))
+            if cached is not None and _rv(obj) > _rv(cached):
+                self._put(obj)
 
     def _notify(self, old: Obj | None, new: Obj | None) -> None:
         for handler in self._handlers:
@@ -212,3 +245,34 @@ class Informer:
         thread = threading.Thread(target=self.run, args=(stop,), name=f"informer{self.path}", daemon=True)
         thread.start()
         return thread
+
+
+class InformerGroup:
+    """The read side of several per-namespace informers of one kind, as if they were one cache."""
+
+    def __init__(self, informers: builtins.list[Informer]) -> None:
+        self.informers = informers
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        for informer in self.informers:
+            found = informer.get(namespace, name)
+            if found is not None:
+                return found
+        return None
+
+    def list(self, namespace: str | None = None) -> builtins.list[Obj]:
+        return [o for informer in self.informers for o in informer.list(namespace)]
+
+    def by_cluster(self, namespace: str, cluster: str) -> builtins.list[Obj]:
+        return [o for informer in self.informers for o in informer.by_cluster(namespace, cluster)]
+
+    def observe(self, obj: Obj) -> None:
+        for informer in self.informers:
+            informer.observe(obj)
+
+    def add_handler(self, handler: ChangeHandler) -> None:
+        for informer in self.informers:
+            informer.add_handler(handler)
+
+    def __len__(self) -> int:
+        return sum(len(i) for i in self.informers)

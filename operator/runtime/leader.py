@@ -4,8 +4,8 @@ A candidate takes the Lease when it is absent, unheld, or its holder has not ren
 `lease_duration` seconds as observed *locally* (the holder's timestamps are not trusted, so clock skew
 between machines does not matter). Writes carry the observed resourceVersion, so two candidates racing
 for the same Lease cannot both win (the loser gets 409 Conflict). The leader renews every
-`retry_period`; if it cannot renew within `renew_deadline` it stops leading. On graceful shutdown the
-leader releases the Lease so a successor need not wait for it to expire.
+`retry_period`; if it cannot renew within `renew_deadline` it stops leading. After a graceful shutdown
+the owner calls `release()` so a successor need not wait for the Lease to expire.
 """
 
 from __future__ import annotations
@@ -121,7 +121,6 @@ class LeaderElector:
                 log.error("lost leadership of lease %s/%s", self._namespace, self._name)
                 self.leading.clear()
                 return
-        self.release()
 
     def release(self) -> None:
         """Give the Lease up (holder cleared, 1 s duration) if we hold it."""

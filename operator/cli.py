@@ -1,0 +1,185 @@
+"""`rayside operator` (run the RayCluster operator) and `rayside get token` (print a cluster's Ray token).
+
+Exit codes, both commands: 0 success / graceful stop; 1 runtime failure (API server unreachable, object
+missing, leadership lost, caches never synced); 2 usage error (bad flag or value; one-line message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any, TextIO
+
+import yaml
+from requests.adapters import HTTPAdapter
+
+from ray_operator.settings import OperatorSettings, SettingsError, load_settings
+from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound, resource_path
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("ray_operator")
+
+
+def _client(
+    kubeconfig: str | None, context: str | None, *, qps: float = 50.0, burst: int = 100
+) -> KubeClient:
+    client = KubeClient.from_config(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)  # workers + long-lived watches
+    client.session.mount("http://", adapter)
+    client.session.mount("https://", adapter)
+    return client
+
+
+def crd_documents() -> list[dict[str, Any]]:
+    """The CRDs shipped in `manifests/crds/`."""
+    folder = resources.files("ray_operator").joinpath("manifests", "crds")
+    docs: list[dict[str, Any]] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            docs += [d for d in yaml.safe_load_all(entry.read_text()) if d]
+    return docs
+
+
+def install_crds(client: KubeClient) -> None:
+    """Create each CRD, or replace it when it exists (keeping its resourceVersion)."""
+    base = resource_path(group="apiextensions.k8s.io", version="v1", plural="customresourcedefinitions")
+    for crd in crd_documents():
+        name = crd["metadata"]["name"]
+        try:
+            client.create(base, crd)
+            log.info("installed CRD %s", name)
+        except AlreadyExists:
+            current = client.get(f"{base}/{name}")
+            crd["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            client.replace(f"{base}/{name}", crd)
+            log.info("updated CRD %s", name)
+
+
+def _run(settings: OperatorSettings, stop: threading.Event) -> int:
+    from ray_operator.reconcilers.assembly import build_operator
+
+    client = _client(settings.kubeconfig, settings.context, qps=settings.kube_qps, burst=settings.kube_burst)
+    if settings.install_crds:
+        install_crds(client)
+    operator = build_operator(client, settings)
+    scope = ", ".join(settings.namespaces) or "all namespaces"
+    log.info("operator started (%s, %d workers)", scope, settings.reconcile_concurrency)
+    code = operator.run(stop)
+    log.info("operator stopped")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`rayside operator [flags]`; see `--help`."""
+    try:
+        settings = load_settings(list(sys.argv[1:] if argv is None else argv))
+    except SettingsError as exc:
+        print(f"rayside operator: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        return _run(settings, stop)
+    except FileNotFoundError as exc:
+        print(f"rayside operator: --kubeconfig {exc.filename!r} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    except (KubeError, OSError) as exc:
+        print(f"rayside operator: cannot talk to the API server: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+# -- rayside get token ----------------------------------------------------------------------------------
+class _UsageError(Exception):
+    pass
+
+
+class _TokenParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(message)
+
+
+def _token_of(client: KubeClient, namespace: str, name: str) -> str:
+    from ray_operator.builders import names
+    from ray_operator.models import RayCluster
+
+    try:
+        obj = client.get(
+            resource_path(group="ray.io", version="v1", plural="rayclusters", namespace=namespace, name=name)
+        )
+    except NotFound:
+        raise LookupError(f"RayCluster {namespace}/{name} not found") from None
+    cluster = RayCluster.model_validate(obj)
+    auth = cluster.spec.auth_options
+    if auth is None or auth.mode != "token":
+        raise LookupError(f"RayCluster {namespace}/{name} does not use token auth (spec.authOptions.mode)")
+    secret_name = auth.secret_name or names.auth_secret_name(cluster)
+    try:
+        secret = client.get(
+            resource_path(group="", version="v1", plural="secrets", namespace=namespace, name=secret_name)
+        )
+    except NotFound:
+        raise LookupError(f"Secret {namespace}/{secret_name} not found (is the operator running?)") from None
+    encoded = (secret.get("data") or {}).get("auth_token")
+    if encoded:
+        try:
+            return base64.b64decode(encoded).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise LookupError(
+                f"Secret {namespace}/{secret_name} key auth_token is not valid base64"
+            ) from None
+    plain = (secret.get("stringData") or {}).get("auth_token")
+    if plain:
+        return str(plain)
+    raise LookupError(f"Secret {namespace}/{secret_name} has no key auth_token")
+
+
+def get_token_main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """`rayside get token NAME [-n NS] [--kubeconfig PATH]`: print the cluster's Ray auth token."""
+    out = out or sys.stdout
+    parser = _TokenParser(prog="rayside get token", description="Print a RayCluster's Ray auth token.")
+    parser.add_argument("name", help="RayCluster name")
+    parser.add_argument("-n", "--namespace", default=None)
+    parser.add_argument("--kubeconfig", default=None)
+    parser.add_argument("--context", default=None)
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except _UsageError as exc:
+        print(f"rayside get token: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        client = _client(args.kubeconfig, args.context)
+        namespace = args.namespace or _default_namespace(args.kubeconfig, args.context)
+        token = _token_of(client, namespace, args.name)
+    except FileNotFoundError as exc:
+        print(f"rayside get token: --kubeconfig {exc.filename!r} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    except LookupError as exc:
+        print(f"rayside get token: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (KubeError, OSError) as exc:
+        print(f"rayside get token: cannot talk to the API server: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(token, file=out)
+    return EXIT_OK
+
+
+def _default_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace of the kubeconfig's current (or given) context, else `default`."""
+    from kubernetes import config as k8s_config
+
+    try:
+        contexts, current = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+    except (k8s_config.ConfigException, TypeError):
+        return "default"
+    chosen = next((c for c in contexts if c.get("name") == context), current) if context else current
+    return str(((chosen or {}).get("context") or {}).get("namespace") or "default")

@@ -1,0 +1,112 @@
+"""Wire the RayCluster controller: informers (RayClusters, Pods, Services, Secrets), event handlers that
+queue cluster keys, the reconciler, worker threads and optional leader election.
+
+RayCluster changes queue the cluster only when generation, labels, annotations or deletion changed (our
+own status writes do not). Pod events queue their cluster after `pod_event_delay`, coalescing bursts
+(hundreds of Pods starting) into one pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from ray_operator import constants as c
+from ray_operator.reconcilers.raycluster import RayClusterReconciler
+from ray_operator.runtime.controller import Controller
+from ray_operator.runtime.events import EventRecorder
+from ray_operator.runtime.informer import Informer, InformerGroup, cluster_of
+from ray_operator.runtime.leader import LeaderElector
+from ray_operator.runtime.manager import Manager
+from ray_operator.runtime.workqueue import WorkQueue
+from ray_operator.settings import OperatorSettings
+from rayside.kubeclient import KubeClient, resource_path
+
+Obj = dict[str, Any]
+POD_SELECTOR = f"{c.LABEL_NODE_TYPE} in ({c.NODE_TYPE_HEAD},{c.NODE_TYPE_WORKER})"
+
+
+def spec_or_meta_changed(old: Obj | None, new: Obj | None) -> bool:
+    """The RayCluster predicate: added/deleted, or generation, labels, annotations or deletion changed."""
+    if old is None or new is None:
+        return True
+    a, b = old.get("metadata", {}), new.get("metadata", {})
+    return any(a.get(k) != b.get(k) for k in ("generation", "labels", "annotations", "deletionTimestamp"))
+
+
+def _key(obj: Obj) -> str:
+    meta = obj.get("metadata", {})
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+@dataclass
+class RayClusterOperator:
+    manager: Manager
+    reconciler: RayClusterReconciler
+    queue: WorkQueue
+    client: KubeClient
+
+    def run(self, stop: threading.Event) -> int:
+        return self.manager.run(stop)
+
+
+def _informers(client: KubeClient, settings: OperatorSettings, plural: str, **kw: Any) -> list[Informer]:
+    group, version = (c.GROUP, c.VERSION) if plural == "rayclusters" else ("", "v1")
+    namespaces: tuple[str | None, ...] = settings.namespaces or (None,)
+    return [
+        Informer(client, resource_path(group=group, version=version, plural=plural, namespace=ns), **kw)
+        for ns in namespaces
+    ]
+
+
+def build_operator(client: KubeClient, settings: OperatorSettings) -> RayClusterOperator:
+    queue = WorkQueue()
+    clusters = _informers(client, settings, "rayclusters")
+    pods = _informers(client, settings, "pods", label_selector=POD_SELECTOR)
+    services = _informers(client, settings, "services")
+    secrets_ = _informers(client, settings, "secrets", label_selector=c.LABEL_CLUSTER)
+
+    def on_cluster(old: Obj | None, new: Obj | None) -> None:
+        if spec_or_meta_changed(old, new):
+            queue.add(_key(new or old or {}))
+
+    def on_child(delay: float) -> Any:
+        def handler(old: Obj | None, new: Obj | None) -> None:
+            obj = new or old or {}
+            cluster = cluster_of(obj)
+            if cluster:
+                queue.add_after(f"{obj.get('metadata', {}).get('namespace', '')}/{cluster}", delay)
+
+        return handler
+
+    for informer in clusters:
+        informer.add_handler(on_cluster)
+    for informer in pods:
+        informer.add_handler(on_child(settings.pod_event_delay))
+    for informer in services + secrets_:
+        informer.add_handler(on_child(0.0))
+    reconciler = RayClusterReconciler(
+        client,
+        settings=settings,
+        clusters=InformerGroup(clusters),
+        pods=InformerGroup(pods),
+        services=InformerGroup(services),
+        secrets_=InformerGroup(secrets_),
+        recorder=EventRecorder(client),
+    )
+    controller = Controller(
+        name="raycluster", queue=queue, reconcile=reconciler.reconcile, workers=settings.reconcile_concurrency
+    )
+    leader = None
+    if settings.leader_elect:
+        leader = LeaderElector(
+            client,
+            namespace=settings.leader_election_namespace,
+            name=settings.leader_election_id,
+            identity=settings.identity,
+        )
+    manager = Manager(
+        informers=clusters + pods + services + secrets_, controllers=[controller], leader=leader
+    )
+    return RayClusterOperator(manager=manager, reconciler=reconciler, queue=queue, client=client)

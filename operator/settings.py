@@ -1,0 +1,150 @@
+"""The operator's settings: flags and environment read once, at startup, into one frozen value.
+
+`load_settings(argv, environ)` parses `rayside operator` flags and KubeRay's operator env knobs
+(operator-spec §6) and raises `SettingsError` with a one-line message naming the flag, the value and what
+is allowed. Nothing else in the operator reads flags or the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from ray_operator.builders.settings import BATCH_SCHEDULERS, BatchScheduler, BuildSettings
+from ray_operator.features import FeatureGateError, FeatureGates
+
+
+class SettingsError(ValueError):
+    """A bad flag or environment value (a user mistake: reported in one line, exit code 2)."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()  # () = all namespaces
+    reconcile_concurrency: int = 1
+    kube_qps: float = 100.0
+    kube_burst: int = 200
+    kubeconfig: str | None = None
+    context: str | None = None
+    leader_elect: bool = False
+    leader_election_namespace: str = "default"
+    leader_election_id: str = "ray-operator-leader"
+    identity: str = ""
+    install_crds: bool = False
+    requeue_seconds: float = 300.0  # RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV
+    short_requeue_seconds: float = 2.0
+    status_interval: float = 5.0  # min seconds between writes that only change ready/available counters
+    pod_event_delay: float = 0.5  # Pod events queue their cluster after this delay, coalescing bursts
+    enable_random_pod_delete: bool = False  # ENABLE_RANDOM_POD_DELETE
+    log_level: str = "INFO"
+    build: BuildSettings = field(default_factory=BuildSettings)
+
+    @property
+    def gates(self) -> FeatureGates:
+        return self.build.feature_gates
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SettingsError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rayside operator", description="Run the ray.io/v1 RayCluster operator.")
+    p.add_argument(
+        "--namespace",
+        "--watch-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="namespace to watch (repeat or comma-separate; default: all)",
+    )
+    p.add_argument("--reconcile-concurrency", type=int, default=1, metavar="N")
+    p.add_argument("--kube-qps", "--qps", type=float, default=100.0, metavar="Q")
+    p.add_argument("--kube-burst", "--burst", type=int, default=200, metavar="B")
+    p.add_argument("--feature-gates", default="", metavar="A=true,B=false")
+    p.add_argument(
+        "--batch-scheduler", default="", metavar="NAME", help=f"one of {', '.join(BATCH_SCHEDULERS)}"
+    )
+    p.add_argument("--leader-elect", "--enable-leader-election", action="store_true")
+    p.add_argument("--leader-election-namespace", default=None, metavar="NS")
+    p.add_argument("--kubeconfig", default=None, metavar="PATH")
+    p.add_argument("--context", default=None)
+    p.add_argument("--install-crds", action="store_true", help="create or update the ray.io CRDs on startup")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def _bool_env(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"environment {name}={raw!r} must be true or false")
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise SettingsError(f"{name} {value!r} must be greater than 0")
+
+
+def _build_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> BuildSettings:
+    try:
+        gates = FeatureGates.parse(args.feature_gates)
+    except FeatureGateError as exc:
+        raise SettingsError(str(exc)) from None
+    scheduler = args.batch_scheduler or None
+    if scheduler is not None and scheduler not in BATCH_SCHEDULERS:
+        raise SettingsError(
+            f"--batch-scheduler {scheduler!r} is not supported; allowed: {', '.join(BATCH_SCHEDULERS)}"
+        )
+    return BuildSettings(
+        cluster_domain=environ.get("CLUSTER_DOMAIN") or "cluster.local",
+        feature_gates=gates,
+        batch_scheduler=cast(BatchScheduler | None, scheduler),
+        enable_init_container_injection=_bool_env(environ, "ENABLE_INIT_CONTAINER_INJECTION", True),
+        enable_probes_injection=_bool_env(environ, "ENABLE_PROBES_INJECTION", True),
+        enable_login_shell=_bool_env(environ, "ENABLE_LOGIN_SHELL", False),
+        enable_head_cluster_ip_service=_bool_env(environ, "ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE", False),
+    )
+
+
+def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> OperatorSettings:
+    """Parse flags + env into OperatorSettings; raises SettingsError on bad input."""
+    environ = os.environ if environ is None else environ
+    args = parser().parse_args(list(argv))
+    _positive("--reconcile-concurrency", args.reconcile_concurrency)
+    _positive("--kube-qps", args.kube_qps)
+    _positive("--kube-burst", args.kube_burst)
+    namespaces = tuple(ns.strip() for item in args.namespace for ns in item.split(",") if ns.strip())
+    requeue_raw = environ.get("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV") or "300"
+    try:
+        requeue = float(requeue_raw)
+    except ValueError:
+        raise SettingsError(
+            f"environment RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV={requeue_raw!r} must be a number"
+        ) from None
+    _positive("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV", requeue)
+    pod_ns = environ.get("POD_NAMESPACE") or (namespaces[0] if namespaces else "default")
+    return OperatorSettings(
+        namespaces=namespaces,
+        reconcile_concurrency=args.reconcile_concurrency,
+        kube_qps=args.kube_qps,
+        kube_burst=args.kube_burst,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        leader_elect=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace or pod_ns,
+        identity=environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}",
+        install_crds=args.install_crds,
+        requeue_seconds=requeue,
+        enable_random_pod_delete=_bool_env(environ, "ENABLE_RANDOM_POD_DELETE", False),
+        log_level=args.log_level,
+        build=_build_settings(args, environ),
+    )
