@@ -237,6 +237,7 @@ class Api:
             warnings = self._create_rules(rt, obj, opts)
             if not opts.applied:
                 obj = self._track(rt, None, obj, opts, None)
+                meta = obj["metadata"]
             current = self.store.peek(rt.storage_key, meta.get("namespace", ""), meta["name"])
             if current is not None:
                 from localkube.errors import already_exists
@@ -377,6 +378,7 @@ class Api:
         warnings = self._update_rules(rt, new, old, opts)
         if not opts.applied:
             new = self._track(rt, old, new, opts, subresource)
+            meta = new["metadata"]
         if rt.generation and self._spec_changed(rt, old, new):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if self._same(old, new):
