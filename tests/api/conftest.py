@@ -84,12 +84,18 @@ class Kubectl:
     kubeconfig: Path
     home: Path
 
-    def run(self, *args: str, stdin: str | None = None, timeout: float = 60, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str | None = None, timeout: float = 60, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "HOME": str(self.home), "KUBECONFIG": str(self.kubeconfig)}
         proc = subprocess.run(
             ["kubectl", "--kubeconfig", str(self.kubeconfig), "--request-timeout=30s", *args],
-            input=stdin, capture_output=True, text=True, timeout=timeout, env=env, check=False,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
@@ -97,8 +103,13 @@ class Kubectl:
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         env = {**os.environ, "HOME": str(self.home), "KUBECONFIG": str(self.kubeconfig)}
-        return subprocess.Popen(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env)
+        return subprocess.Popen(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
 
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "-o", "json").stdout)

@@ -24,14 +24,17 @@ def test_status_generation_and_scale(widgets: Any) -> None:
     made = widgets.create_namespaced_custom_object(G, V, "default", P, body)
     assert "status" not in made and made["metadata"]["generation"] == 1
     out = widgets.patch_namespaced_custom_object_status(
-        G, V, "default", P, "w1", {"status": {"readyReplicas": 2}, "spec": {"replicas": 9}})
+        G, V, "default", P, "w1", {"status": {"readyReplicas": 2}, "spec": {"replicas": 9}}
+    )
     assert out["status"]["readyReplicas"] == 2 and out["spec"]["replicas"] == 1
     assert out["metadata"]["generation"] == 1
     out = widgets.patch_namespaced_custom_object(G, V, "default", P, "w1", {"status": {"readyReplicas": 7}})
     assert out["status"]["readyReplicas"] == 2
     out = widgets.patch_namespaced_custom_object(G, V, "default", P, "w1", {"spec": {"replicas": 3}})
     assert out["metadata"]["generation"] == 2
-    out = widgets.patch_namespaced_custom_object(G, V, "default", P, "w1", {"metadata": {"labels": {"a": "b"}}})
+    out = widgets.patch_namespaced_custom_object(
+        G, V, "default", P, "w1", {"metadata": {"labels": {"a": "b"}}}
+    )
     assert out["metadata"]["generation"] == 2
     scale = widgets.get_namespaced_custom_object_scale(G, V, "default", P, "w1")
     assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 2
@@ -46,9 +49,11 @@ def test_kubectl_scale_widget(kubectl: Kubectl, lk_tls: LocalKube) -> None:
 
 
 def test_schema_validation_errors(widgets: Any) -> None:
-    cases = [({"replicas": "x"}, "spec.replicas in body must be of type integer"),
-             ({"color": "green"}, 'Unsupported value: "green"'),
-             ({"replicas": -1}, "spec.replicas")]
+    cases = [
+        ({"replicas": "x"}, "spec.replicas in body must be of type integer"),
+        ({"color": "green"}, 'Unsupported value: "green"'),
+        ({"replicas": -1}, "spec.replicas"),
+    ]
     for spec, text in cases:
         with pytest.raises(ApiException) as err:
             widgets.create_namespaced_custom_object(G, V, "default", P, widget("bad", **spec))

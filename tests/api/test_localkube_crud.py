@@ -58,8 +58,10 @@ def test_errors_already_exists_not_found_invalid(api: Any) -> None:
 
 def test_generate_name(api: Any) -> None:
     core = client.CoreV1Api(api)
-    names = {core.create_namespaced_config_map("default", {"metadata": {"generateName": "job-"}}).metadata.name
-             for _ in range(2)}
+    names = {
+        core.create_namespaced_config_map("default", {"metadata": {"generateName": "job-"}}).metadata.name
+        for _ in range(2)
+    }
     assert len(names) == 2
     assert all(re.match(r"^job-[bcdfghjklmnpqrstvwxz2456789]{5}$", n) for n in names)
 
@@ -82,7 +84,11 @@ def test_put_name_mismatch_and_rv_order(lk: LocalKube, api: Any) -> None:
     assert err.value.status == 400 and error(err.value)["reason"] == "BadRequest"
     s = core.create_namespaced_secret("default", {"metadata": {"name": "s"}})
     b = core.create_namespaced_config_map("default", cm("b"))
-    rvs = [int(a.metadata.resource_version), int(s.metadata.resource_version), int(b.metadata.resource_version)]
+    rvs = [
+        int(a.metadata.resource_version),
+        int(s.metadata.resource_version),
+        int(b.metadata.resource_version),
+    ]
     assert rvs == sorted(rvs) and len(set(rvs)) == 3
 
 
@@ -99,11 +105,16 @@ def test_optimistic_concurrency(lk: LocalKube, api: Any) -> None:
         core.replace_namespaced_config_map("c", "default", got)
     assert err.value.status == 409 and error(err.value)["reason"] == "Conflict"
     # an unconditional merge patch wins; a stale RV in the patch is a precondition
-    patched = core.patch_namespaced_config_map("c", "default", [{"op": "add", "path": "/data/b", "value": "x"}])
+    patched = core.patch_namespaced_config_map(
+        "c", "default", [{"op": "add", "path": "/data/b", "value": "x"}]
+    )
     assert patched.data == {"a": "2", "b": "x"}
-    resp = requests.patch(f"{lk.url}/api/v1/namespaces/default/configmaps/c",
-                          json={"metadata": {"resourceVersion": rv_a}},
-                          headers={"Content-Type": "application/merge-patch+json"}, timeout=10)
+    resp = requests.patch(
+        f"{lk.url}/api/v1/namespaces/default/configmaps/c",
+        json={"metadata": {"resourceVersion": rv_a}},
+        headers={"Content-Type": "application/merge-patch+json"},
+        timeout=10,
+    )
     assert resp.status_code == 409
     # ConfigMap PUT without resourceVersion is unconditional
     core.replace_namespaced_config_map("c", "default", cm("c", a="9"))
@@ -113,33 +124,49 @@ def test_strategic_and_json_patch(api: Any) -> None:
     core = client.CoreV1Api(api)
     core.create_namespaced_config_map("default", cm("p", a="1"))
     assert core.patch_namespaced_config_map("p", "default", {"data": {"b": "2"}}).data == {"a": "1", "b": "2"}
-    pod = {"metadata": {"name": "p1", "labels": {"x": "a"}},
-           "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}
+    pod = {
+        "metadata": {"name": "p1", "labels": {"x": "a"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1"}]},
+    }
     core.create_namespaced_pod("default", pod)
-    out = core.patch_namespaced_pod("p1", "default", [{"op": "replace", "path": "/metadata/labels/x", "value": "y"}])
+    out = core.patch_namespaced_pod(
+        "p1", "default", [{"op": "replace", "path": "/metadata/labels/x", "value": "y"}]
+    )
     assert out.metadata.labels == {"x": "y"}
     with pytest.raises(ApiException) as err:
-        core.patch_namespaced_pod("p1", "default", [{"op": "test", "path": "/metadata/labels/x", "value": "z"}])
+        core.patch_namespaced_pod(
+            "p1", "default", [{"op": "test", "path": "/metadata/labels/x", "value": "z"}]
+        )
     assert err.value.status == 422
 
 
 def test_widget_patch_types_and_unconditional_put(lk: LocalKube, widgets: Any) -> None:
-    widgets.create_namespaced_custom_object("example.com", "v1", "default", "widgets", widget("w1", color="red"))
-    resp = requests.patch(f"{lk.url}/apis/example.com/v1/namespaces/default/widgets/w1", data='{"spec":{}}',
-                          headers={"Content-Type": "application/strategic-merge-patch+json"}, timeout=10)
+    widgets.create_namespaced_custom_object(
+        "example.com", "v1", "default", "widgets", widget("w1", color="red")
+    )
+    resp = requests.patch(
+        f"{lk.url}/apis/example.com/v1/namespaces/default/widgets/w1",
+        data='{"spec":{}}',
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+        timeout=10,
+    )
     assert resp.status_code == 415 and resp.json()["reason"] == "UnsupportedMediaType"
-    out = widgets.patch_namespaced_custom_object("example.com", "v1", "default", "widgets", "w1",
-                                                 {"spec": {"color": "blue"}})
+    out = widgets.patch_namespaced_custom_object(
+        "example.com", "v1", "default", "widgets", "w1", {"spec": {"color": "blue"}}
+    )
     assert out["spec"]["color"] == "blue"
     with pytest.raises(ApiException) as err:
-        widgets.replace_namespaced_custom_object("example.com", "v1", "default", "widgets", "w1",
-                                                 widget("w1", color="red"))
+        widgets.replace_namespaced_custom_object(
+            "example.com", "v1", "default", "widgets", "w1", widget("w1", color="red")
+        )
     assert err.value.status == 422
 
 
 def test_server_side_apply(lk: LocalKube, api: Any) -> None:
     url = f"{lk.url}/api/v1/namespaces/default/configmaps/ap"
-    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ap"}, "data": {"k": "v"}})
+    body = json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ap"}, "data": {"k": "v"}}
+    )
     headers = {"Content-Type": "application/apply-patch+yaml"}
     resp = requests.patch(url, data=body, headers=headers, timeout=10)
     assert resp.status_code == 422 and resp.json()["reason"] == "Invalid"
@@ -150,8 +177,12 @@ def test_server_side_apply(lk: LocalKube, api: Any) -> None:
     seen: list[str] = []
 
     def collect() -> None:
-        for ev in w.stream(client.CoreV1Api(api).list_namespaced_config_map, "default", resource_version=rv,
-                           timeout_seconds=2):
+        for ev in w.stream(
+            client.CoreV1Api(api).list_namespaced_config_map,
+            "default",
+            resource_version=rv,
+            timeout_seconds=2,
+        ):
             seen.append(ev["type"])
 
     t = threading.Thread(target=collect)
@@ -164,8 +195,9 @@ def test_server_side_apply(lk: LocalKube, api: Any) -> None:
     other = body.replace('"v"', '"w"')
     conflict = requests.patch(url, params={"fieldManager": "o"}, data=other, headers=headers, timeout=10)
     assert conflict.status_code == 409
-    forced = requests.patch(url, params={"fieldManager": "o", "force": "true"}, data=other, headers=headers,
-                            timeout=10)
+    forced = requests.patch(
+        url, params={"fieldManager": "o", "force": "true"}, data=other, headers=headers, timeout=10
+    )
     assert forced.status_code == 200 and forced.json()["data"] == {"k": "w"}
 
 
@@ -186,6 +218,10 @@ def test_dry_run_create(lk: LocalKube, api: Any) -> None:
     with pytest.raises(ApiException) as err:
         core.read_namespaced_config_map("dry", "default")
     assert err.value.status == 404
-    events = [e["type"] for e in watch.Watch().stream(core.list_namespaced_config_map, "default",
-                                                      resource_version=list_rv, timeout_seconds=1)]
+    events = [
+        e["type"]
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map, "default", resource_version=list_rv, timeout_seconds=1
+        )
+    ]
     assert events == []

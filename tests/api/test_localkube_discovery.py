@@ -31,8 +31,14 @@ def test_api_and_group_list(lk: LocalKube) -> None:
     groups = requests.get(f"{lk.url}/apis", timeout=10).json()
     assert groups["kind"] == "APIGroupList"
     by_name = {g["name"]: g for g in groups["groups"]}
-    for name in ("apps", "batch", "coordination.k8s.io", "apiextensions.k8s.io", "events.k8s.io",
-                 "rbac.authorization.k8s.io"):
+    for name in (
+        "apps",
+        "batch",
+        "coordination.k8s.io",
+        "apiextensions.k8s.io",
+        "events.k8s.io",
+        "rbac.authorization.k8s.io",
+    ):
         assert name in by_name, name
         assert by_name[name]["preferredVersion"] in by_name[name]["versions"]
 
@@ -55,8 +61,13 @@ def test_dynamic_client_finds_pods(api: Any) -> None:
 def test_crd_is_served_at_once(lk: LocalKube, api: Any, kubectl: Kubectl) -> None:
     crd = create_widget_crd(api)
     assert crd["metadata"]["name"] == "widgets.example.com"
-    names = wait_for(lambda: {r["name"] for r in requests.get(f"{lk.url}/apis/example.com/v1", timeout=10)
-                              .json().get("resources", [])}, what="widgets discovery")
+    names = wait_for(
+        lambda: {
+            r["name"]
+            for r in requests.get(f"{lk.url}/apis/example.com/v1", timeout=10).json().get("resources", [])
+        },
+        what="widgets discovery",
+    )
     assert {"widgets", "widgets/status", "widgets/scale"} <= names
     got = client.ApiextensionsV1Api(api).read_custom_resource_definition("widgets.example.com")
     conds = {c.type: c.status for c in got.status.conditions}
@@ -67,8 +78,12 @@ def test_crd_is_served_at_once(lk: LocalKube, api: Any, kubectl: Kubectl) -> Non
 
 
 def crd_manifest(crd: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": crd["apiVersion"], "kind": crd["kind"], "metadata": {"name": crd["metadata"]["name"]},
-            "spec": crd["spec"]}
+    return {
+        "apiVersion": crd["apiVersion"],
+        "kind": crd["kind"],
+        "metadata": {"name": crd["metadata"]["name"]},
+        "spec": crd["spec"],
+    }
 
 
 def test_kubectl_create_uses_strict_validation(kubectl: Kubectl) -> None:
@@ -114,6 +129,10 @@ def test_health_and_protobuf(lk: LocalKube) -> None:
     for path in ("/healthz", "/livez", "/readyz"):
         resp = requests.get(lk.url + path, timeout=10)
         assert resp.status_code == 200 and resp.text == "ok"
-    resp = requests.post(f"{lk.url}/api/v1/namespaces/default/configmaps", data=b"k8s\x00\x01",
-                         headers={"Content-Type": "application/vnd.kubernetes.protobuf"}, timeout=10)
+    resp = requests.post(
+        f"{lk.url}/api/v1/namespaces/default/configmaps",
+        data=b"k8s\x00\x01",
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf"},
+        timeout=10,
+    )
     assert resp.status_code == 415 and resp.json()["reason"] == "UnsupportedMediaType"

@@ -66,8 +66,13 @@ def test_label_selectors(api: Any) -> None:
 def test_field_selectors(lk: LocalKube, api: Any) -> None:
     core = client.CoreV1Api(api)
     for name, node in (("p1", "node-1"), ("p2", "node-2")):
-        core.create_namespaced_pod("default", {"metadata": {"name": name}, "spec": {
-            "nodeName": node, "containers": [{"name": "c", "image": "busybox:1"}]}})
+        core.create_namespaced_pod(
+            "default",
+            {
+                "metadata": {"name": name},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox:1"}]},
+            },
+        )
     core.patch_namespaced_pod_status("p1", "default", {"status": {"phase": "Running"}})
 
     def names(sel: str) -> set[str]:
@@ -88,9 +93,12 @@ def test_watch_from_list_rv(api: Any) -> None:
     core.create_namespaced_config_map("default", cm("x"))
     core.patch_namespaced_config_map("x", "default", {"data": {"k": "2"}})
     core.delete_namespaced_config_map("x", "default")
-    events = [(e["type"], e["object"].metadata.name, int(e["object"].metadata.resource_version))
-              for e in watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version=rv,
-                                            timeout_seconds=1)]
+    events = [
+        (e["type"], e["object"].metadata.name, int(e["object"].metadata.resource_version))
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=1
+        )
+    ]
     assert [(t, n) for t, n, _ in events] == [("ADDED", "x"), ("MODIFIED", "x"), ("DELETED", "x")]
     assert events[2][2] > events[1][2]
 
@@ -114,16 +122,24 @@ def test_watch_expired_after_compaction(lk: LocalKube, api: Any) -> None:
     core = client.CoreV1Api(api)
     core.create_namespaced_config_map("default", cm("a"))
     lk.compact()
-    resp = requests.get(f"{lk.url}/api/v1/namespaces/default/configmaps",
-                        params={"watch": "1", "resourceVersion": "1"}, timeout=10)
+    resp = requests.get(
+        f"{lk.url}/api/v1/namespaces/default/configmaps",
+        params={"watch": "1", "resourceVersion": "1"},
+        timeout=10,
+    )
     assert resp.status_code == 200
     lines = resp.text.splitlines()
     assert len(lines) == 1
     event = json.loads(lines[0])
-    assert event["type"] == "ERROR" and event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
+    assert (
+        event["type"] == "ERROR" and event["object"]["code"] == 410 and event["object"]["reason"] == "Expired"
+    )
     with pytest.raises(ApiException) as err:
-        list(watch.Watch().stream(core.list_namespaced_config_map, "default", resource_version="1",
-                                  timeout_seconds=5))
+        list(
+            watch.Watch().stream(
+                core.list_namespaced_config_map, "default", resource_version="1", timeout_seconds=5
+            )
+        )
     assert err.value.status == 410
 
 
@@ -133,9 +149,16 @@ def test_watch_selector_transitions(api: Any) -> None:
     rv = core.list_namespaced_config_map("default").metadata.resource_version
     core.patch_namespaced_config_map("o", "default", {"metadata": {"labels": {"app": "x"}}})
     core.patch_namespaced_config_map("o", "default", {"metadata": {"labels": {"app": "y"}}})
-    events = [e["type"] for e in watch.Watch().stream(core.list_namespaced_config_map, "default",
-                                                      label_selector="app=x", resource_version=rv,
-                                                      timeout_seconds=1)]
+    events = [
+        e["type"]
+        for e in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            "default",
+            label_selector="app=x",
+            resource_version=rv,
+            timeout_seconds=1,
+        )
+    ]
     assert events == ["ADDED", "DELETED"]
 
 
@@ -146,12 +169,17 @@ def test_watch_timeout_and_bookmarks(lk: LocalKube, api: Any) -> None:
     assert events == [] and time.monotonic() - start >= 1.5
     url = f"{lk.url}/api/v1/namespaces/default/configmaps"
     rv = core.list_namespaced_config_map("default").metadata.resource_version
-    with_marks = requests.get(url, params={"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
-                                           "timeoutSeconds": "3"}, timeout=30)
+    with_marks = requests.get(
+        url,
+        params={"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "3"},
+        timeout=30,
+    )
     marks = [json.loads(line) for line in with_marks.text.splitlines()]
     assert marks and all(m["type"] == "BOOKMARK" for m in marks)
     assert set(marks[0]["object"]["metadata"]) == {"resourceVersion"}
-    without = requests.get(url, params={"watch": "true", "resourceVersion": rv, "timeoutSeconds": "2"}, timeout=30)
+    without = requests.get(
+        url, params={"watch": "true", "resourceVersion": rv, "timeoutSeconds": "2"}, timeout=30
+    )
     assert without.text == ""
 
 
@@ -167,7 +195,9 @@ def test_kubectl_get_watch_and_wait_delete(kubectl: Kubectl, lk_tls: LocalKube) 
         core.create_namespaced_config_map("default", cm("y"))
         wait_for(lambda: any(line.startswith("y") for line in lines), what="row for y")
         waiter = kubectl.popen("wait", "--for=delete", "cm/x", "--timeout=30s")
-        time.sleep(0.5)  # give kubectl wait time to start watching (it also handles an already-deleted object)
+        time.sleep(
+            0.5
+        )  # give kubectl wait time to start watching (it also handles an already-deleted object)
         core.delete_namespaced_config_map("x", "default")
         assert waiter.wait(timeout=60) == 0
     finally:
