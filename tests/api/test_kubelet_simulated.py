@@ -45,7 +45,10 @@ def pod(name: str, annotations: dict[str, str] | None = None, policy: str = "Alw
         "metadata": {"name": name, "annotations": annotations or {}},
         "spec": {
             "restartPolicy": policy,
-            "containers": [{"name": "main", "image": "busybox:1.36"}, {"name": "side", "image": "busybox:1.36"}],
+            "containers": [
+                {"name": "main", "image": "busybox:1.36"},
+                {"name": "side", "image": "busybox:1.36"},
+            ],
         },
     }
 
@@ -58,7 +61,7 @@ def gone(core: client.CoreV1Api, name: str) -> bool:
     try:
         core.read_namespaced_pod(name, "default")
     except ApiException as exc:
-        return exc.status == 404
+        return bool(exc.status == 404)
     return False
 
 
@@ -110,8 +113,10 @@ def test_failing_container_with_always_restarts(core: client.CoreV1Api) -> None:
     ann = {"localkube.rayside.io/exit-code": "1", "localkube.rayside.io/run-seconds": "0.2"}
     core.create_namespaced_pod("default", pod("crashy", ann, "Always"))
     wait_for(
-        lambda: (core.read_namespaced_pod("crashy", "default").status.container_statuses or [None])[0]
-        and core.read_namespaced_pod("crashy", "default").status.container_statuses[0].restart_count >= 2,
+        lambda: (
+            (core.read_namespaced_pod("crashy", "default").status.container_statuses or [None])[0]
+            and core.read_namespaced_pod("crashy", "default").status.container_statuses[0].restart_count >= 2
+        ),
         what="restarts",
     )
     st = core.read_namespaced_pod("crashy", "default").status
