@@ -24,6 +24,14 @@ RayCluster children (`cluster: RayCluster`, a parsed model; `settings: BuildSett
   autoscaler_rbac(cluster, *, settings) -> list[dict] [ServiceAccount, Role, RoleBinding] iff autoscaling
   ray_start_command(cluster, group=None, *, settings) -> str   the exact `ray start` line (head if group None)
   cluster_facts(cluster, settings) -> ClusterFacts    head FQDN/port, auth, autoscaling... (derived once)
+RayJob children (ray_operator.builders.rayjob; `job: RayJob`):
+  rayjob_cluster(job, *, name, job_id, settings) -> dict   the owned RayCluster (SidecarMode: + submitter
+                                                      container, head restartPolicy Never); raises ValueError
+                                                      without rayClusterSpec
+  submitter_job(job, *, cluster, job_id, dashboard_url, settings) -> dict   K8sJobMode batch/v1 Job `<rayjob>`
+  rayjob_head_service(job, cluster, *, settings) -> dict  `<rayjob>-head-svc` selecting the cluster's head
+  submit_command(job, *, job_id, address, sidecar=False) -> str; http_submit_body(job, *, job_id) -> dict
+  submitter_resources(job, settings) -> Totals         (Volcano/YuniKorn submitter share)
 Batch schedulers (ray_operator.schedulers): head_pod/worker_pod already stamp Pods; objects to create:
   volcano.cluster_pod_group(cluster) / volcano.job_pod_group(job, submitter=...) /
   volcano.job_pod_group_on_completion(job, live_cluster); scheduler_plugins.pod_group(cluster);
@@ -47,6 +55,14 @@ from ray_operator.builders.autoscaler import (
 from ray_operator.builders.facts import ClusterFacts, cluster_facts, parse_version
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.pods import base_labels, head_pod, multi_host_labels, worker_pod
+from ray_operator.builders.rayjob import (
+    http_submit_body,
+    rayjob_cluster,
+    rayjob_head_service,
+    submit_command,
+    submitter_job,
+    submitter_resources,
+)
 from ray_operator.builders.raystart import GroupStart, RayStartConflict, ray_start_params, render_ray_start
 from ray_operator.builders.services import (
     ServePortMissing,
@@ -106,6 +122,7 @@ __all__ = [
     "head_pod",
     "head_service",
     "headless_worker_service",
+    "http_submit_body",
     "multi_host_labels",
     "names",
     "needs_auth_secret",
@@ -113,6 +130,11 @@ __all__ = [
     "owner_reference",
     "parse_version",
     "ray_start_command",
+    "rayjob_cluster",
+    "rayjob_head_service",
     "serve_service",
+    "submit_command",
+    "submitter_job",
+    "submitter_resources",
     "worker_pod",
 ]

@@ -49,7 +49,8 @@ def add_child_metadata(parent_meta: Mapping[str, Any], child: JSON, *, group: st
             labels[key] = parent_labels[key]
     annotations = meta.setdefault("annotations", {})
     annotations[GROUP_NAME_ANNOTATION] = pod_group_name(parent_meta)
-    annotations[TASK_SPEC_ANNOTATION] = group
+    if group:
+        annotations[TASK_SPEC_ANNOTATION] = group
     child.setdefault("spec", {})["schedulerName"] = SCHEDULER_NAME
 
 
