@@ -251,7 +251,7 @@ class KubeClient:
             session.cert = (cfg.cert_file, cfg.key_file)
 
         def auth_header() -> str | None:
-            value = cfg.get_api_key_with_prefix("authorization")
+            value = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
             return str(value) if value else None
 
         return cls(cfg.host, session=session, auth_header=auth_header, **kwargs)
@@ -297,6 +297,7 @@ class KubeClient:
                 headers=headers,
                 timeout=effective if isinstance(effective, float | int) else None,
                 stream=stream,
+                verify=self.session.verify,  # else $REQUESTS_CA_BUNDLE overrides the kubeconfig CA
             )
         except requests.ConnectionError as exc:
             refused = "refused" in str(exc).lower()
