@@ -5,7 +5,7 @@ can be inspected and faulted on its own. WebSocket upgrades are piped through af
 
 - `refuse_for(seconds)` / `close_listener()` / `open_listener()`: the port refuses connections;
 - `fail_next(n, status)`: answer the next n matching requests with e.g. 503, without contacting upstream;
-- `drop_ws_after(bytes)`: cut the next WebSocket after that many server->client bytes (mid-frame is fine);
+- `drop_ws_after(bytes)`: cut the next WebSocket after that many server->client frame bytes (mid-frame);
 - `lose_next_response(method, path)`: forward the request, swallow the answer, close the client socket;
 - `outage(seconds)`: "dashboard restarted": drop every open connection and refuse for a while.
 
@@ -96,7 +96,9 @@ class FaultProxy:
         if not self._stopped:
             self.open_listener()
 
-    def fail_next(self, n: int, status: int = 503, method: str | None = None, path_prefix: str | None = None) -> None:
+    def fail_next(
+        self, n: int, status: int = 503, method: str | None = None, path_prefix: str | None = None
+    ) -> None:
         with self._lock:
             self._rules.append(Rule("status", n, method, path_prefix, status))
 
@@ -186,6 +188,13 @@ class FaultProxy:
         limit, self._ws_drop_after = self._ws_drop_after, None
         t = threading.Thread(target=_pump, args=(client, upstream, None), daemon=True)
         t.start()
+        head = b""
+        while b"\r\n\r\n" not in head:  # forward the 101 answer whole; the limit counts frame bytes
+            chunk = upstream.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        client.sendall(head)
         _pump(upstream, client, limit)
         for s in (client, upstream):
             with contextlib.suppress(OSError):
