@@ -48,18 +48,22 @@ def add_child_metadata(
     *,
     group: str,
     scheduler: str | None,
-    **extra: Any,
+    task_groups: str | None = None,
+    pod: bool = True,
 ) -> JSON:
-    """A copy of child (Pod or pod template) with the scheduler's labels/annotations/schedulerName."""
+    """A copy of child with the scheduler's labels/annotations, and `spec.schedulerName` when pod=True
+    (a Pod or pod template; pod=False for the RayCluster built for a RayJob)."""
     out = copy.deepcopy(dict(child))
     if scheduler == "volcano":
         volcano.add_child_metadata(parent_meta, out, group=group)
     elif scheduler == "yunikorn":
-        yunikorn.add_child_metadata(parent_meta, out, group=group, task_groups=extra.get("task_groups"))
+        yunikorn.add_child_metadata(parent_meta, out, group=group, task_groups=task_groups)
     elif scheduler == "kai-scheduler":
         kai.add_child_metadata(parent_meta, out)
     elif scheduler == "scheduler-plugins":
         scheduler_plugins.add_child_metadata(parent_meta, out)
+    if not pod and isinstance(out.get("spec"), dict):
+        out["spec"].pop("schedulerName", None)
     return out
 
 

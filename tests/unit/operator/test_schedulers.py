@@ -1,0 +1,167 @@
+"""Batch-scheduler objects and Pod metadata for acceptance scenarios 26-29, plus per-CR selection."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from ray_operator.builders import (
+    BuildSettings,
+    head_pod,
+    rayjob_cluster,
+    submitter_job,
+    submitter_resources,
+    worker_pod,
+)
+from ray_operator.models import RayCluster, RayJob
+from ray_operator.schedulers import UnknownScheduler, scheduler_for, scheduler_plugins, volcano
+from tests.unit.operator.golden import load
+
+
+def cluster(labels: dict[str, str], **spec: Any) -> RayCluster:
+    data = copy.deepcopy(load("raycluster-minimal.yaml"))
+    data["metadata"]["labels"] = labels
+    data["spec"].update(spec)
+    return RayCluster.model_validate(data)
+
+
+def pods(rc: RayCluster, settings: BuildSettings) -> list[dict[str, Any]]:
+    groups = rc.spec.worker_group_specs or []
+    return [head_pod(rc, settings=settings), *(worker_pod(rc, g, settings=settings) for g in groups)]
+
+
+def job(labels: dict[str, str] | None = None) -> RayJob:
+    data = copy.deepcopy(load("rayjob-k8sjob.yaml"))
+    data["metadata"]["labels"] = labels or {}
+    del data["spec"]["submitterPodTemplate"]
+    data["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(replicas=2, minReplicas=0)
+    return RayJob.model_validate(data)
+
+
+VOLCANO = BuildSettings(batch_scheduler="volcano")
+
+
+def test_scenario26_volcano_raycluster() -> None:
+    rc = cluster({"volcano.sh/queue-name": "q1"})
+    group = volcano.cluster_pod_group(rc)
+    assert group is not None
+    assert group["apiVersion"] == "scheduling.volcano.sh/v1beta1" and group["metadata"]["name"] == "ray-rc-pg"
+    assert group["spec"]["minMember"] == 3 and group["spec"]["queue"] == "q1"
+    assert group["spec"]["minResources"] == {"cpu": "3", "memory": str(4 * 1024**3)}
+    assert group["metadata"]["ownerReferences"][0]["name"] == "rc"
+    for pod in pods(rc, VOLCANO):
+        assert pod["spec"]["schedulerName"] == "volcano"
+        assert pod["metadata"]["annotations"]["scheduling.k8s.io/group-name"] == "ray-rc-pg"
+        assert pod["metadata"]["labels"]["volcano.sh/queue-name"] == "q1"
+    tasks = [p["metadata"]["annotations"]["volcano.sh/task-spec"] for p in pods(rc, VOLCANO)]
+    assert tasks == ["headgroup", "wg"]
+
+
+def test_volcano_autoscaling_uses_min_replicas() -> None:
+    rc = cluster({}, enableInTreeAutoscaling=True)
+    group = volcano.cluster_pod_group(rc)
+    assert group is not None and group["spec"]["minMember"] == 1
+    assert "queue" not in group["spec"]
+
+
+def test_scenario27_volcano_rayjob() -> None:
+    rj = job({"volcano.sh/queue-name": "q1"})
+    submitter = submitter_resources(rj, VOLCANO)
+    group = volcano.job_pod_group(rj, submitter=submitter)
+    assert group["metadata"]["name"] == "ray-job-pg"
+    assert group["metadata"]["ownerReferences"][0]["kind"] == "RayJob"
+    assert group["spec"]["minMember"] == 3  # head + 2 workers; the submitter is not a member
+    assert group["spec"]["minResources"] == {"cpu": "1500m", "memory": str(2 * 1024**3 + 200 * 1024**2)}
+    rc_obj = rayjob_cluster(rj, name="job-b5n7q", job_id="job-x2k9p", settings=VOLCANO)
+    assert "schedulerName" not in rc_obj["spec"]
+    rc = RayCluster.model_validate(rc_obj)
+    assert volcano.cluster_pod_group(rc) is None
+    head = head_pod(rc, settings=VOLCANO)
+    assert head["metadata"]["annotations"]["scheduling.k8s.io/group-name"] == "ray-job-pg"
+    sub = submitter_job(rj, cluster=rc, job_id="job-x2k9p", dashboard_url="d:8265", settings=VOLCANO)
+    template = sub["spec"]["template"]
+    assert template["metadata"]["annotations"]["volcano.sh/task-spec"] == "submittergroup"
+    assert template["spec"]["schedulerName"] == "volcano"
+    done = volcano.job_pod_group_on_completion(rj, None)
+    assert done["spec"]["minMember"] == 0 and done["spec"]["minResources"] == {}
+
+
+def test_volcano_rejects_selector_rayjob() -> None:
+    data = copy.deepcopy(load("rayjob-sidecar.yaml"))
+    del data["spec"]["rayClusterSpec"]
+    data["spec"]["clusterSelector"] = {"ray.io/cluster": "rc"}
+    with pytest.raises(volcano.GangSchedulingUnsupported, match="referencing an existing RayCluster"):
+        volcano.job_pod_group(RayJob.model_validate(data), submitter=None)
+
+
+def test_scenario28_yunikorn_gang() -> None:
+    settings = BuildSettings(batch_scheduler="yunikorn")
+    labels = {
+        "ray.io/gang-scheduling-enabled": "true",
+        "yunikorn.apache.org/app-id": "app1",
+        "yunikorn.apache.org/queue": "root.q",
+    }
+    rc = cluster(labels)
+    rc.spec.worker_group_specs[0].min_replicas = 2  # type: ignore[index]
+    head, worker = pods(rc, settings)
+    for pod, group in ((head, "headgroup"), (worker, "wg")):
+        assert pod["spec"]["schedulerName"] == "yunikorn"
+        assert pod["metadata"]["labels"]["applicationId"] == "app1"
+        assert pod["metadata"]["labels"]["queue"] == "root.q"
+        assert pod["metadata"]["annotations"]["yunikorn.apache.org/task-group-name"] == group
+    groups = json.loads(head["metadata"]["annotations"]["yunikorn.apache.org/task-groups"])
+    assert [(g["name"], g["minMember"]) for g in groups] == [("headgroup", 1), ("wg", 2)]
+    assert groups[0]["minResource"] == {"cpu": "1", "memory": str(2 * 1024**3)}
+    rj = job(labels)
+    rc_obj = rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=settings)
+    job_groups = json.loads(rc_obj["metadata"]["annotations"]["yunikorn.apache.org/task-groups"])
+    assert job_groups[-1]["name"] == "submittergroup" and job_groups[-1]["minMember"] == 1
+    rc2 = RayCluster.model_validate(rc_obj)
+    inherited = head_pod(rc2, settings=settings)["metadata"]["annotations"]["yunikorn.apache.org/task-groups"]
+    assert json.loads(inherited) == job_groups
+    sub = submitter_job(rj, cluster=rc2, job_id="id", dashboard_url="d:8265", settings=settings)
+    assert sub["spec"]["template"]["metadata"]["annotations"]["yunikorn.apache.org/task-group-name"] == (
+        "submittergroup"
+    )
+
+
+def test_scenario29_kai() -> None:
+    settings = BuildSettings(batch_scheduler="kai-scheduler")
+    for pod in pods(cluster({"kai.scheduler/queue": "team-a"}), settings):
+        assert pod["spec"]["schedulerName"] == "kai-scheduler"
+        assert pod["metadata"]["labels"]["kai.scheduler/queue"] == "team-a"
+
+
+def test_scenario29_scheduler_plugins() -> None:
+    settings = BuildSettings(batch_scheduler="scheduler-plugins")
+    rc = cluster({"ray.io/gang-scheduling-enabled": "true"})
+    group = scheduler_plugins.pod_group(rc)
+    assert group is not None
+    assert (group["apiVersion"], group["metadata"]["name"]) == ("scheduling.x-k8s.io/v1alpha1", "rc")
+    assert group["spec"]["minMember"] == 3
+    for pod in pods(rc, settings):
+        assert pod["spec"]["schedulerName"] == "scheduler-plugins-scheduler"
+        assert pod["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] == "rc"
+    assert scheduler_plugins.pod_group(cluster({})) is None
+
+
+def test_per_cr_scheduler_label_overrides_the_operator_setting() -> None:
+    assert scheduler_for({"labels": {"ray.io/scheduler-name": "volcano"}}, BuildSettings()) == "volcano"
+    assert scheduler_for({"labels": {"ray.io/scheduler-name": "none"}}, VOLCANO) is None
+    assert scheduler_for({}, VOLCANO) == "volcano"
+    assert "schedulerName" not in head_pod(cluster({}), settings=BuildSettings())["spec"]
+    picked = head_pod(cluster({"ray.io/scheduler-name": "kai-scheduler"}), settings=BuildSettings())
+    assert picked["spec"]["schedulerName"] == "kai-scheduler"
+    with pytest.raises(UnknownScheduler, match="'slurm' is not supported"):
+        scheduler_for({"labels": {"ray.io/scheduler-name": "slurm"}}, VOLCANO)
+
+
+def test_kueue_queue_label_passes_to_the_rayjob_cluster_not_pods() -> None:
+    rj = job({"kueue.x-k8s.io/queue-name": "user-queue"})
+    rc_obj = rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=BuildSettings())
+    assert rc_obj["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "user-queue"
+    head = head_pod(RayCluster.model_validate(rc_obj), settings=BuildSettings())
+    assert "kueue.x-k8s.io/queue-name" not in head["metadata"]["labels"]
