@@ -71,8 +71,14 @@ def test_websocket_dropped_mid_stream(ray_head: RayHead, proxy: FaultProxy) -> N
     env = submitter_env(ray_head, sid, address=proxy.address)
     proc = subprocess.run(
         [sys.executable, "-m", "submitter", "--", printer(40, 0.1)],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout
     merged = proc.stdout
     assert "Log stream interrupted" in merged
