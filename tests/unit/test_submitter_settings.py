@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from submitter.settings import (
-    Settings,
     SIDECAR_DEFAULT_ADDRESS,
+    Settings,
     UsageError,
     normalize_address,
     parse_settings,

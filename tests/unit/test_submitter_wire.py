@@ -185,4 +185,4 @@ def test_exit_code_for(status: str, strict: bool, code: ExitCode) -> None:
 
 def test_exit_codes_are_distinct() -> None:
     codes = [ExitCode.FAILURE, ExitCode.USAGE, ExitCode.AUTH, ExitCode.UNREACHABLE]
-    assert len(set(codes)) == len(codes) and ExitCode.OK == 0
+    assert len(set(codes)) == len(codes) and int(ExitCode.OK) == 0
