@@ -8,7 +8,7 @@ from typing import Any
 
 from ray_operator import constants as c
 from ray_operator.builders import containers as ctr
-from ray_operator.builders import names
+from ray_operator.builders import ft, names
 from ray_operator.builders.autoscaler import autoscaler_container
 from ray_operator.builders.facts import ClusterFacts, cluster_facts
 from ray_operator.builders.meta import owner_reference
@@ -186,6 +186,8 @@ def _head_annotations(
 ) -> JSON:
     annotations = _annotations(cluster, meta, settings)
     annotations[c.ANN_FT_ENABLED] = "true" if facts.ft_enabled else "false"
+    if ft.uses_redis(cluster):
+        annotations[c.ANN_EXTERNAL_STORAGE_NS] = ft.external_storage_namespace(cluster)
     cluster_annotations = cluster.metadata.get("annotations") or {}
     if c.ANN_OVERWRITE_CMD in cluster_annotations:
         annotations[c.ANN_OVERWRITE_CMD] = cluster_annotations[c.ANN_OVERWRITE_CMD]
@@ -205,7 +207,7 @@ def head_pod(cluster: RayCluster, *, settings: BuildSettings, name: str | None =
     start = GroupStart(
         group_label="Head",
         is_head=True,
-        ray_start_params=head.ray_start_params or {},
+        ray_start_params={**(head.ray_start_params or {}), **ft.redis_start_params(cluster)},
         resources=head.resources or {},
         labels=head.labels or {},
         container=container,
@@ -213,6 +215,7 @@ def head_pod(cluster: RayCluster, *, settings: BuildSettings, name: str | None =
         autoscaling=facts.autoscaling,
     )
     _configure_ray_container(container, spec, facts=facts, start=start, cluster=cluster, settings=settings)
+    ctr.append_env(container, ft.redis_head_env(cluster))
     if facts.autoscaling:
         spec["serviceAccountName"] = names.autoscaler_service_account_name(cluster)
         sidecar = autoscaler_container(cluster, facts=facts, ray_container=container, settings=settings)

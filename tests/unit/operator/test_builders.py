@@ -302,3 +302,24 @@ def test_golden_objects(name: str) -> None:
     if os.environ.get("RAYSIDE_UPDATE_GOLDEN") == "1":
         path.write_text(yaml.safe_dump(built, sort_keys=False, width=200), encoding="utf-8")
     assert built == load(name)
+
+
+def test_redis_fault_tolerance_head() -> None:
+    rc = cluster(
+        gcsFaultToleranceOptions={
+            "redisAddress": "redis:6379",
+            "redisPassword": {"valueFrom": {"secretKeyRef": {"name": "redis", "key": "password"}}},
+        }
+    )
+    pod = head_pod(rc, settings=SETTINGS)
+    assert pod["metadata"]["annotations"]["ray.io/ft-enabled"] == "true"
+    assert pod["metadata"]["annotations"]["ray.io/external-storage-namespace"] == rc.metadata["uid"]
+    env = env_of(container(pod, "ray-head"))
+    assert env["RAY_REDIS_ADDRESS"] == "redis:6379"
+    assert env["RAY_external_storage_namespace"] == rc.metadata["uid"]
+    assert env["REDIS_PASSWORD"] == {"secretKeyRef": {"name": "redis", "key": "password"}}
+    assert "--redis-password=$REDIS_PASSWORD " in env["KUBERAY_GEN_RAY_START_CMD"]
+    group = (rc.spec.worker_group_specs or [])[0]
+    worker_env = env_of(container(worker_pod(rc, group, settings=SETTINGS), "ray-worker"))
+    assert worker_env["RAY_gcs_rpc_server_reconnect_timeout_s"] == "600"
+    assert "RAY_REDIS_ADDRESS" not in worker_env
