@@ -187,6 +187,7 @@ class Controllers:
             "gc": self.gc.process,
             "ns": self.namespaces.process,
             "job": self.jobs.process,
+            "jobpod": self.jobs.process_pod,
         }
         handler = handlers.get(str(kind))
         if handler is not None:

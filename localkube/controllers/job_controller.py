@@ -65,14 +65,21 @@ class JobController:
         if kind == "DELETED":
             with self.lock:
                 self.memory.pop(str(meta.get("uid")), None)
+                orphans = list(self.pods.get(str(meta.get("uid")), {}).values())
+            for pod in orphans:
+                self.enqueue(("jobpod", f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"), 0.0)
             return
         self.enqueue(("job", f"{meta.get('namespace')}/{meta['name']}"), 0.0)
 
     def on_pod(self, kind: str, pod: Obj) -> None:
         owner = controller_job(pod)
+        meta = pod["metadata"]
+        if kind != "DELETED" and TRACKING_FINALIZER in (meta.get("finalizers") or []):
+            job = self.get_job(f"{meta.get('namespace')}/{owner[0]}") if owner else None
+            if owner is None or job is None or job["metadata"].get("uid") != owner[1]:
+                self.enqueue(("jobpod", f"{meta.get('namespace')}/{meta['name']}"), 0.0)
         if owner is None:
             return
-        meta = pod["metadata"]
         with self.lock:
             pods = self.pods.setdefault(owner[1], {})
             if kind == "DELETED":
@@ -143,6 +150,27 @@ class JobController:
             )
         if plan.requeue_after is not None:
             self.enqueue(("job", key), max(plan.requeue_after, 0.05))
+
+    def process_pod(self, key: str) -> None:
+        """Drop the tracking finalizer from a pod whose Job is gone (or that lost its Job controller ref)."""
+        ns, _, name = key.partition("/")
+        try:
+            pod = self.client.get(PODS.path(ns, name))
+        except NotFound:
+            return
+        if TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or []):
+            return
+        owner = controller_job(pod)
+        if owner is not None:
+            try:
+                job = self.client.get(JOBS.path(ns, owner[0]))
+                if job["metadata"].get("uid") == owner[1]:
+                    return
+            except NotFound:
+                pass
+        log.debug("job controller: removing tracking finalizer from orphan pod %s", key)
+        if not GarbageCollector.remove_finalizer(self.client, PODS, pod, TRACKING_FINALIZER):
+            self.enqueue(("jobpod", key), 0.2)
 
     def _write_status(self, job: Obj, status: Obj) -> bool:
         meta = job["metadata"]
