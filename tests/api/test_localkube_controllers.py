@@ -197,8 +197,8 @@ def test_default_service_account_is_recreated(api: Any, ns: str) -> None:
 def job_body(name: str, **spec: Any) -> dict[str, Any]:
     annotations = spec.pop("annotations", {})
     policy = spec.pop("restartPolicy", "Never")
-    template = {"metadata": {"annotations": annotations},
-                "spec": {"restartPolicy": policy, "containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+    pod_spec = {"restartPolicy": policy, "containers": [{"name": "c", "image": "busybox"}]}
+    template = {"metadata": {"annotations": annotations}, "spec": pod_spec}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -291,7 +291,9 @@ def test_indexed_job(api: Any, ns: str) -> None:
     batch.create_namespaced_job(ns, job_body("idx", completions=3, parallelism=3, completionMode="Indexed"))
     wait_for(lambda: condition(batch.read_namespaced_job("idx", ns), "Complete"), timeout=60, what="Complete")
     assert batch.read_namespaced_job("idx", ns).status.completed_indexes == "0-2"
-    indexes = sorted(p.metadata.annotations["batch.kubernetes.io/job-completion-index"]
-                     for p in core.list_namespaced_pod(ns).items)  # fmt: skip
+    indexes = sorted(
+        p.metadata.annotations["batch.kubernetes.io/job-completion-index"]
+        for p in core.list_namespaced_pod(ns).items
+    )
     assert indexes == ["0", "1", "2"]
     assert json.dumps(indexes)
