@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -141,7 +142,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         context=args.context,
         leader_elect=args.leader_elect,
         leader_election_namespace=args.leader_election_namespace or pod_ns,
-        identity=environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}",
+        identity=environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}",
         install_crds=args.install_crds,
         requeue_seconds=requeue,
         enable_random_pod_delete=_bool_env(environ, "ENABLE_RANDOM_POD_DELETE", False),

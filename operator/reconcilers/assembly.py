@@ -48,6 +48,7 @@ class RayClusterOperator:
     client: KubeClient
 
     def run(self, stop: threading.Event) -> int:
+        self.reconciler.stopping = stop
         return self.manager.run(stop)
 
 

@@ -154,6 +154,8 @@ class RayClusterReconciler:
         self._lock = threading.Lock()
         self._monotonic = monotonic
         self._last_status_write: dict[str, float] = {}
+        self.stopping = threading.Event()
+        self.failed_actions = 0
 
     # -- reading -------------------------------------------------------------------------------------
     def _existing(self, cluster: RayCluster, uid: str, ns: str, name: str) -> set[tuple[str, str]]:
@@ -264,6 +266,9 @@ class RayClusterReconciler:
     def _apply(self, plan: Plan, cluster_obj: Obj, ns: str, name: str, uid: str) -> Applied:
         applied = Applied()
         for action in plan.actions:
+            if self.stopping.is_set():  # graceful shutdown: finish the current write, skip the rest
+                applied.failure = Outcome("operator is shutting down", None)
+                break
             try:
                 if isinstance(action, Create):
                     self._create(action, applied, ns, name, uid)
@@ -276,6 +281,7 @@ class RayClusterReconciler:
                 log.debug("raycluster %s/%s: action failed: %s", ns, name, message)
                 marker = action.marker if isinstance(action, Create | Delete) else None
                 applied.failure = Outcome(message, marker)
+                self.failed_actions += 1
                 break
         return applied
 
