@@ -78,8 +78,7 @@ def autoscaler_container(
             container["envFrom"] = copy.deepcopy(options.env_from)
         if options.volume_mounts:
             container["volumeMounts"] = copy.deepcopy(options.volume_mounts)
-    if facts.auth_enabled:
-        ctr.append_env(container, ctr.auth_env(facts.auth_secret))
+    ctr.append_env(container, facts.auth_env())
     return container
 
 

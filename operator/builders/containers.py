@@ -54,6 +54,32 @@ def auth_env(secret_name: str) -> list[JSON]:
     ]
 
 
+K8S_TOKEN_VOLUME = "ray-token"
+K8S_TOKEN_MOUNT = "/var/run/secrets/ray.io/serviceaccount"
+
+
+def cluster_auth_env(*, enabled: bool, k8s_token: bool, secret_name: str) -> list[JSON]:
+    """Auth env of a Ray/autoscaler/submitter container: [] when token auth is off; with
+    `enableK8sTokenAuth` the projected service-account token replaces the Secret."""
+    if not enabled:
+        return []
+    if k8s_token:
+        return [env_value(ENV_AUTH_MODE, "token"), env_value("RAY_ENABLE_K8S_TOKEN_AUTH", "true")]
+    return auth_env(secret_name)
+
+
+def add_k8s_token_volume(pod_spec: JSON, container: JSON) -> None:
+    """Projected service-account token volume `ray-token` for `enableK8sTokenAuth`."""
+    volume = {
+        "name": K8S_TOKEN_VOLUME,
+        "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]},
+    }
+    pod_spec.setdefault("volumes", []).append(volume)
+    container.setdefault("volumeMounts", []).append(
+        {"name": K8S_TOKEN_VOLUME, "mountPath": K8S_TOKEN_MOUNT, "readOnly": True}
+    )
+
+
 def ensure_port(container: JSON, name: str, port: int) -> None:
     """Append a container port unless one with this name exists."""
     ports: list[JSON] = container.setdefault("ports", [])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ray_operator.builders import names
+from ray_operator.builders.containers import cluster_auth_env
 from ray_operator.builders.raystart import head_port
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.constants import ANN_FT_ENABLED, KIND_RAYCLUSTER, LABEL_ORIGINATED_FROM_CRD
@@ -36,6 +38,7 @@ class ClusterFacts:
     autoscaler_v2: bool | None  # None: version not set explicitly
     auth_enabled: bool
     auth_secret: str
+    k8s_token_auth: bool
     ft_enabled: bool
     origin_crd: str  # RayCluster | RayJob | RayService
     ray_version: tuple[int, ...] | None
@@ -44,6 +47,12 @@ class ClusterFacts:
     def head_address(self) -> str:
         """`<fqdn>:<port>` of the GCS."""
         return f"{self.head_fqdn}:{self.head_port}"
+
+    def auth_env(self) -> list[dict[str, Any]]:
+        """Auth env for Ray, init, autoscaler and submitter containers ([] without token auth)."""
+        return cluster_auth_env(
+            enabled=self.auth_enabled, k8s_token=self.k8s_token_auth, secret_name=self.auth_secret
+        )
 
     def ray_at_least(self, version: tuple[int, ...]) -> bool:
         """Whether rayVersion is set and ≥ version."""
@@ -71,6 +80,7 @@ def cluster_facts(cluster: RayCluster, settings: BuildSettings) -> ClusterFacts:
         autoscaler_v2=(version == "v2") if (autoscaling and version) else None,
         auth_enabled=spec.auth_options is not None and spec.auth_options.mode == "token",
         auth_secret=names.auth_secret_name(cluster),
+        k8s_token_auth=spec.auth_options is not None and bool(spec.auth_options.enable_k8s_token_auth),
         ft_enabled=spec.gcs_fault_tolerance_options is not None
         or str(annotations.get(ANN_FT_ENABLED, "")).lower() == "true",
         origin_crd=str(labels.get(LABEL_ORIGINATED_FROM_CRD, KIND_RAYCLUSTER)),

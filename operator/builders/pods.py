@@ -96,8 +96,7 @@ def _ray_env_if_absent(facts: ClusterFacts, *, is_head: bool, settings: BuildSet
     if facts.ft_enabled and not is_head:
         env.append(ctr.env_value("RAY_gcs_rpc_server_reconnect_timeout_s", "600"))
     env += [dict(e) for e in settings.default_container_envs]
-    if facts.auth_enabled:
-        env += ctr.auth_env(facts.auth_secret)
+    env += facts.auth_env()
     return env
 
 
@@ -156,6 +155,8 @@ def _configure_ray_container(
     ctr.add_shared_memory(spec, container, params)
     if facts.autoscaler_v2:
         spec["restartPolicy"] = "Never"
+    if facts.auth_enabled and facts.k8s_token_auth:
+        ctr.add_k8s_token_volume(spec, container)
     return params
 
 

@@ -161,8 +161,7 @@ def _submitter_env(
         ctr.env_value("RAY_DASHBOARD_ADDRESS", dashboard_url),
         ctr.env_value("RAY_JOB_SUBMISSION_ID", job_id),
     ]
-    if facts.auth_enabled:
-        env += ctr.auth_env(facts.auth_secret)
+    env += facts.auth_env()
     return env
 
 

@@ -323,3 +323,13 @@ def test_redis_fault_tolerance_head() -> None:
     worker_env = env_of(container(worker_pod(rc, group, settings=SETTINGS), "ray-worker"))
     assert worker_env["RAY_gcs_rpc_server_reconnect_timeout_s"] == "600"
     assert "RAY_REDIS_ADDRESS" not in worker_env
+
+
+def test_k8s_token_auth_uses_projected_token_not_a_secret() -> None:
+    rc = cluster(rayVersion="2.55.0", authOptions={"mode": "token", "enableK8sTokenAuth": True})
+    assert not needs_auth_secret(rc)
+    pod = head_pod(rc, settings=SETTINGS)
+    env = env_of(container(pod, "ray-head"))
+    assert env["RAY_AUTH_MODE"] == "token" and env["RAY_ENABLE_K8S_TOKEN_AUTH"] == "true"
+    assert "RAY_AUTH_TOKEN" not in env
+    assert any(v["name"] == "ray-token" and "projected" in v for v in pod["spec"]["volumes"])
