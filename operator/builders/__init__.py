@@ -32,6 +32,10 @@ RayJob children (ray_operator.builders.rayjob; `job: RayJob`):
   rayjob_head_service(job, cluster, *, settings) -> dict  `<rayjob>-head-svc` selecting the cluster's head
   submit_command(job, *, job_id, address, sidecar=False) -> str; http_submit_body(job, *, job_id) -> dict
   submitter_resources(job, settings) -> Totals         (Volcano/YuniKorn submitter share)
+RayService children (ray_operator.builders.rayservice; `service: RayService`):
+  rayservice_cluster(service, *, name, settings, pending_incremental=False) -> dict  (+ spec-hash annotation)
+  rayservice_head_service(service, cluster, *, settings) / rayservice_serve_service(service, *, cluster_name,
+  name=None) / gateway(service) / http_route(service, [(cluster_name, weight), ...]); spec_hash(spec) -> str
 Batch schedulers (ray_operator.schedulers): head_pod/worker_pod already stamp Pods; objects to create:
   volcano.cluster_pod_group(cluster) / volcano.job_pod_group(job, submitter=...) /
   volcano.job_pod_group_on_completion(job, live_cluster); scheduler_plugins.pod_group(cluster);
@@ -62,6 +66,14 @@ from ray_operator.builders.rayjob import (
     submit_command,
     submitter_job,
     submitter_resources,
+)
+from ray_operator.builders.rayservice import (
+    gateway,
+    http_route,
+    rayservice_cluster,
+    rayservice_head_service,
+    rayservice_serve_service,
+    spec_hash,
 )
 from ray_operator.builders.raystart import GroupStart, RayStartConflict, ray_start_params, render_ray_start
 from ray_operator.builders.services import (
@@ -119,9 +131,11 @@ __all__ = [
     "autoscaler_rbac",
     "base_labels",
     "cluster_facts",
+    "gateway",
     "head_pod",
     "head_service",
     "headless_worker_service",
+    "http_route",
     "http_submit_body",
     "multi_host_labels",
     "names",
@@ -132,7 +146,11 @@ __all__ = [
     "ray_start_command",
     "rayjob_cluster",
     "rayjob_head_service",
+    "rayservice_cluster",
+    "rayservice_head_service",
+    "rayservice_serve_service",
     "serve_service",
+    "spec_hash",
     "submit_command",
     "submitter_job",
     "submitter_resources",

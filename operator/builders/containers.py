@@ -138,8 +138,20 @@ def probe_handler(*, is_head: bool, http: bool, params: Mapping[str, str]) -> JS
     return {"exec": {"command": command}}
 
 
-def add_probes(container: JSON, *, is_head: bool, http: bool, params: Mapping[str, str]) -> None:
-    """Fill the liveness/readiness probes the user left unset, with KubeRay's timings."""
+def _serve_readiness(params: Mapping[str, str], serve_port: int) -> JSON:
+    agent_port = int(params.get("dashboard-agent-listen-port", DEFAULT_DASHBOARD_AGENT_PORT))
+    check = (
+        f"wget --tries 1 -T 2 -q -O- http://localhost:{agent_port}/api/local_raylet_healthz | grep success"
+        f" && wget --tries 1 -T 2 -q -O- http://localhost:{serve_port}/-/healthz | grep success"
+    )
+    return {"exec": {"command": ["bash", "-c", check]}}
+
+
+def add_probes(
+    container: JSON, *, is_head: bool, http: bool, params: Mapping[str, str], serve_port: int | None = None
+) -> None:
+    """Fill the liveness/readiness probes the user left unset, with KubeRay's timings. serve_port: RayService
+    worker ⇒ readiness also checks Serve's `/-/healthz` (exec) with failureThreshold 1."""
     timeout = 5 if is_head else 2
     handler = probe_handler(is_head=is_head, http=http, params=params)
     if container.get("livenessProbe") is None:
@@ -152,13 +164,14 @@ def add_probes(container: JSON, *, is_head: bool, http: bool, params: Mapping[st
             "failureThreshold": 120,
         }
     if container.get("readinessProbe") is None:
+        serve = serve_port is not None and not is_head
         container["readinessProbe"] = {
-            **copy.deepcopy(handler),
+            **(_serve_readiness(params, serve_port) if serve and serve_port else copy.deepcopy(handler)),
             "initialDelaySeconds": 10,
             "timeoutSeconds": timeout,
             "periodSeconds": 5,
             "successThreshold": 1,
-            "failureThreshold": 10,
+            "failureThreshold": 1 if serve else 10,
         }
 
 

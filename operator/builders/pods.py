@@ -100,6 +100,15 @@ def _ray_env_if_absent(facts: ClusterFacts, *, is_head: bool, settings: BuildSet
     return env
 
 
+def _serve_port(cluster: RayCluster) -> int:
+    """The head container port named `serve` (default 8000): RayService workers' readiness check target."""
+    containers = (cluster.spec.head_group_spec.template.get("spec") or {}).get("containers") or [{}]
+    for port in containers[0].get("ports") or []:
+        if port.get("name") == "serve":
+            return int(port["containerPort"])
+    return c.DEFAULT_SERVE_PORT
+
+
 def _set_command(container: JSON, start_cmd: str, *, overwrite: bool, settings: BuildSettings) -> None:
     existing = " ".join([*(container.get("command") or []), *(container.get("args") or [])])
     if overwrite or "ray start" in existing:
@@ -151,7 +160,8 @@ def _configure_ray_container(
     ctr.add_metrics_port(container)
     if settings.enable_probes_injection:
         http = settings.compat != "v1.5" and facts.ray_at_least(c.MIN_HTTP_PROBE_RAY_VERSION)
-        ctr.add_probes(container, is_head=start.is_head, http=http, params=params)
+        serve = _serve_port(cluster) if facts.origin_crd == c.KIND_RAYSERVICE else None
+        ctr.add_probes(container, is_head=start.is_head, http=http, params=params, serve_port=serve)
     ctr.add_shared_memory(spec, container, params)
     if facts.autoscaler_v2:
         spec["restartPolicy"] = "Never"
