@@ -277,6 +277,8 @@ class Api:
             kinds.check(rt, obj, kinds.job_create(obj))
         elif key == "core/namespaces":
             kinds.namespace_defaults(obj)
+        elif key == "core/events":
+            kinds.check(rt, obj, kinds.event_causes(obj))
         elif key == "apiextensions.k8s.io/customresourcedefinitions":
             from localkube import schema as sch
 
@@ -395,7 +397,9 @@ class Api:
         return Result(stored, 200, warnings)
 
     @staticmethod
-    def _track(rt: ResourceType, old: Obj | None, new: Obj, opts: WriteOptions, subresource: str | None) -> Obj:
+    def _track(
+        rt: ResourceType, old: Obj | None, new: Obj, opts: WriteOptions, subresource: str | None
+    ) -> Obj:
         """Record a non-apply write in managedFields (operation Update) for later apply conflict detection."""
         from localkube import ssa
 

@@ -238,6 +238,20 @@ def job_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
     return out
 
 
+def event_causes(event: Obj) -> list[dict[str, str]]:
+    """A core/v1 Event lives in its involved object's namespace (`default` for cluster-scoped objects)."""
+    involved = (event.get("involvedObject") or {}).get("namespace") or "default"
+    if involved != event["metadata"].get("namespace"):
+        return [
+            cause(
+                "FieldValueInvalid",
+                "involvedObject.namespace",
+                f'Invalid value: "{involved}": does not match event.namespace',
+            )
+        ]
+    return []
+
+
 def namespace_defaults(ns: Obj) -> None:
     name = ns["metadata"]["name"]
     ns["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name

@@ -6,6 +6,7 @@ Exit codes: 0 clean shutdown, 2 usage error (bad flag value), 1 failed to start 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import signal
 import sys
@@ -68,6 +69,9 @@ def main(argv: list[str]) -> int:
             return 2
     kubeconfig = args.kubeconfig or (args.state_dir or Path.home() / ".localkube") / "kubeconfig"
     state_dir = args.state_dir or kubeconfig.parent
+    controllers = args.controllers
+    if controllers is None:
+        controllers = importlib.util.find_spec("localkube.controllers") is not None
     settings = Settings(
         host=args.host,
         port=args.port,

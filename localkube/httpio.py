@@ -92,6 +92,7 @@ class Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small header + body writes must not wait for delayed ACKs
     server: Server
 
     def setup(self) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from localkube import discovery as disc
-from localkube.errors import ApiError, bad_request
+from localkube import events
+from localkube.errors import ApiError, bad_request, conflict, unsupported_patch
 from localkube.faults import Faults
 from localkube.httpio import Chunked, Request, send_error, send_json, send_text
 from localkube.options import DeleteOptions, ListOptions, WriteOptions
@@ -22,11 +23,25 @@ from localkube.writes import PATCH_TYPES, KubeApi
 log = logging.getLogger(__name__)
 NOT_FOUND = "the server could not find the requested resource"
 HEALTH = {"healthz", "livez", "readyz"}
+PUBLIC = {"healthz", "livez", "readyz", "version"}  # like system:public-info-viewer
 
 
 class Route:
-    def __init__(self, rt: ResourceType, ns: str | None, name: str | None, sub: str | None) -> None:
-        self.rt, self.ns, self.name, self.sub = rt, ns, name, sub
+    """A resource request: the type (for a view such as events.k8s.io, the stored type and the view)."""
+
+    def __init__(
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        name: str | None,
+        sub: str | None,
+        view: ResourceType | None = None,
+    ) -> None:
+        self.rt, self.ns, self.name, self.sub, self.view = rt, ns, name, sub, view
+
+    @property
+    def shown(self) -> ResourceType:
+        return self.view or self.rt
 
 
 class ApiServer:
@@ -73,7 +88,8 @@ class ApiServer:
         if len(seg) == 1 and seg[0] in HEALTH:
             send_text(req, 200, "ok")
             return
-        self._authenticate(req)
+        if seg != ["version"]:
+            self._authenticate(req)
         if seg[:1] == ["localkube"]:
             self._admin(req)
         elif seg == ["version"]:
@@ -158,7 +174,51 @@ class ApiServer:
         sub = rest[2] if len(rest) == 3 else None
         if sub is not None and sub not in rt.subresources():
             raise ApiError(404, NOT_FOUND)
-        return Route(rt, ns, rest[1] if len(rest) > 1 else None, sub)
+        route = Route(rt, ns, rest[1] if len(rest) > 1 else None, sub)
+        if rt.group == "events.k8s.io":
+            core = reg.lookup("", "v1", "events")
+            assert core is not None
+            route = Route(core, ns, route.name, sub, view=rt)
+        return route
+
+    # -- views (events.k8s.io/v1 over core/v1 Events) --------------------------------------------------
+    def _present(self, r: Route, obj: dict[str, Any]) -> dict[str, Any]:
+        if r.view is None:
+            return obj
+        if obj.get("kind") == "Event":
+            return events.from_core(obj)
+        if obj.get("kind") == "EventList":
+            return {
+                **obj,
+                "apiVersion": r.view.api_version,
+                "items": [events.from_core(i) for i in obj["items"]],
+            }
+        return obj
+
+    def _intake(self, r: Route, body: Any, create: bool) -> Any:
+        if r.view is None or not isinstance(body, dict):
+            return body
+        self.api.check_body_type(r.view, body)
+        if create:
+            events.check_view_create(body)
+        return events.to_core(body)
+
+    def _view_patch(self, req: Request, r: Route, ptype: str, wopts: WriteOptions) -> Any:
+        assert r.name is not None and r.view is not None
+        if ptype not in ("json", "merge"):
+            raise unsupported_patch()
+        with self.api.store.lock:
+            old = self.api.get(r.rt, r.ns or "", r.name)
+            try:
+                body = json.loads(req.body or b"null")
+            except ValueError as exc:
+                raise bad_request(f"error decoding patch: {exc}") from None
+            patched = self.api._patched(events.from_core(old), body, ptype, "Event")
+            rv = str((patched.get("metadata") or {}).get("resourceVersion") or "")
+            if rv and rv != old["metadata"]["resourceVersion"]:
+                raise conflict(r.view.plural, r.view.group, r.name)
+            core = self._intake(r, patched, create=False)
+            return self.api.update(r.rt, r.ns or "", r.name, core, wopts, precondition_checked=True)
 
     def _verb(self, req: Request, r: Route, opts: ListOptions | None) -> str:
         if req.method == "GET":
@@ -201,7 +261,7 @@ class ApiServer:
             self._get(req, r, lopts)
         elif req.method == "POST":
             if r.name is None:
-                self._reply(req, r, self.api.create(r.rt, ns, req.json_body(), wopts))
+                self._reply(req, r, self.api.create(r.rt, ns, self._intake(r, req.json_body(), True), wopts))
             elif r.sub == "binding":
                 self._reply(req, r, self.api.bind(r.rt, ns, r.name, req.json_body(), wopts))
             else:
@@ -224,18 +284,22 @@ class ApiServer:
                 raise unsupported_patch()
             if r.sub not in (None, "status", "scale"):
                 raise ApiError(405, "the server does not allow this method on the requested resource")
+            if r.view is not None:
+                self._reply(req, r, self._view_patch(req, r, ptype, wopts))
+                return
             self._reply(req, r, self.api.patch(r.rt, ns, r.name, ptype, req.body, wopts, r.sub))
         elif r.sub == "scale":
             self._reply(req, r, self.api.update_scale(r.rt, ns, r.name, req.json_body(), wopts))
         elif r.sub == "finalize":
             self._reply(req, r, self.api.finalize(r.rt, r.name, req.json_body(), wopts))
         elif r.sub in (None, "status"):
-            self._reply(req, r, self.api.update(r.rt, ns, r.name, req.json_body(), wopts, r.sub))
+            body = self._intake(r, req.json_body(), False)
+            self._reply(req, r, self.api.update(r.rt, ns, r.name, body, wopts, r.sub))
         else:
             raise ApiError(405, "the server does not allow this method on the requested resource")
 
     def _reply(self, req: Request, r: Route, res: Any) -> None:
-        send_json(req, res.code, res.obj, warnings=res.warnings)
+        send_json(req, res.code, self._present(r, res.obj), warnings=res.warnings)
 
     def _delete(self, req: Request, r: Route) -> None:
         body = req.json_body() if req.body.strip() else None
@@ -274,6 +338,7 @@ class ApiServer:
                 self._watch(req, r, lopts)
                 return
             items, meta = self.api.list_objects(r.rt, r.ns, lopts)
+            items = [self._present(r, i) for i in items]
             if self._wants_table(req):
                 send_json(req, 200, self._table(r, items, meta))
                 return
@@ -281,8 +346,8 @@ class ApiServer:
                 req,
                 200,
                 {
-                    "kind": r.rt.list_kind_name,
-                    "apiVersion": r.rt.api_version,
+                    "kind": r.shown.list_kind_name,
+                    "apiVersion": r.shown.api_version,
                     "metadata": meta,
                     "items": items,
                 },
@@ -294,7 +359,7 @@ class ApiServer:
         if r.sub == "scale":
             send_json(req, 200, self.api.get_scale(r.rt, ns, r.name))
             return
-        obj = self.api.get(r.rt, ns, r.name)
+        obj = self._present(r, self.api.get(r.rt, ns, r.name))
         if self._wants_table(req) and r.sub is None:
             send_json(
                 req, 200, self._table(r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
@@ -317,6 +382,8 @@ class ApiServer:
         try:
             for item in stream:
                 event = item
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    event = {"type": event["type"], "object": self._present(r, event["object"])}
                 if table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                     obj = event["object"]
                     event = {

@@ -143,7 +143,13 @@ class KubeApi(Api):
             live = self.store.get(rt.storage_key, ns if rt.namespaced else "", name)
             try:
                 result = ssa.server_side_apply(
-                    live, body, opts.field_manager, opts.force, rt.kind, schema=rt.schema, subresource=subresource
+                    live,
+                    body,
+                    opts.field_manager,
+                    opts.force,
+                    rt.kind,
+                    schema=rt.schema,
+                    subresource=subresource,
                 )
             except ssa.ApplyConflict as exc:
                 raise ApiError(

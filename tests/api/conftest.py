@@ -145,9 +145,7 @@ def create_widget_crd(api_client: Any) -> dict[str, Any]:
     from kubernetes import client
 
     ext = client.ApiextensionsV1Api(api_client)
-    crd = api_client.sanitize_for_serialization(
-        ext.create_custom_resource_definition(WIDGET_CRD)  # type: ignore[arg-type]
-    )
+    crd = api_client.sanitize_for_serialization(ext.create_custom_resource_definition(WIDGET_CRD))
     return dict(crd)
 
 

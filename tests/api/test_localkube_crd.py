@@ -49,7 +49,7 @@ def test_kubectl_scale_widget(kubectl: Kubectl, lk_tls: LocalKube) -> None:
 
 
 def test_schema_validation_errors(widgets: Any) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"replicas": "x"}, "spec.replicas in body must be of type integer"),
         ({"color": "green"}, 'Unsupported value: "green"'),
         ({"replicas": -1}, "spec.replicas"),

@@ -223,3 +223,45 @@ def test_cluster_scoped_and_delete_collection(lk: LocalKube, api: Any) -> None:
         )
     core.delete_collection_namespaced_secret("default", label_selector="del=True")
     assert [s.metadata.name for s in core.list_namespaced_secret("default").items] == ["s2"]
+
+
+def test_events_views_and_describe(lk_tls: LocalKube, tmp_path: Any) -> None:
+    from tests.api.conftest import Kubectl
+
+    api = lk_tls.api_client()
+    core = client.CoreV1Api(api)
+    uid = core.create_namespaced_pod("default", pod("p")).metadata.uid
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ev = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "p.1"},
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "p", "apiVersion": "v1", "uid": uid},
+        "note": "pulled the image",
+        "reason": "Pulled",
+        "type": "Normal",
+        "action": "Pull",
+        "eventTime": now,
+        "reportingController": "kubelet",
+        "reportingInstance": "node-1",
+    }
+    client.EventsV1Api(api).create_namespaced_event("default", ev)
+    listed = core.list_namespaced_event("default", field_selector="involvedObject.name=p").items
+    assert [e.message for e in listed] == ["pulled the image"]
+    incomplete = {k: v for k, v in ev.items() if k != "action"}
+    incomplete["metadata"] = {"name": "p.2"}
+    with pytest.raises(ApiException) as err:
+        client.EventsV1Api(api).create_namespaced_event("default", incomplete)
+    assert err.value.status == 422
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_event(
+            "kube-system",
+            {
+                "metadata": {"name": "x"},
+                "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"},
+            },
+        )
+    assert err.value.status == 422
+    kubectl = Kubectl(lk_tls.kubeconfig, tmp_path / "home")
+    described = kubectl.run("describe", "pod", "p").stdout
+    assert "Pulled" in described and "pulled the image" in described

@@ -30,10 +30,13 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
     with running(data_dir=data) as lk:
         api = lk.api_client()
         core = client.CoreV1Api(api)
-        made = core.create_namespaced_config_map("default", {"metadata": {"name": "keep"}, "data": {"a": "1"}})
-        client.ApiextensionsV1Api(api).create_custom_resource_definition(WIDGET_CRD)  # type: ignore[arg-type]
+        made = core.create_namespaced_config_map(
+            "default", {"metadata": {"name": "keep"}, "data": {"a": "1"}}
+        )
+        client.ApiextensionsV1Api(api).create_custom_resource_definition(WIDGET_CRD)
         client.CustomObjectsApi(api).create_namespaced_custom_object(
-            "example.com", "v1", "default", "widgets", widget("w", color="red"))
+            "example.com", "v1", "default", "widgets", widget("w", color="red")
+        )
         last_rv = int(core.list_namespaced_config_map("default").metadata.resource_version)
     with running(data_dir=data) as lk:
         api = lk.api_client()
@@ -41,7 +44,9 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
         got = core.read_namespaced_config_map("keep", "default")
         assert got.data == {"a": "1"} and got.metadata.uid == made.metadata.uid
         assert got.metadata.resource_version == made.metadata.resource_version
-        w = client.CustomObjectsApi(api).get_namespaced_custom_object("example.com", "v1", "default", "widgets", "w")
+        w = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "example.com", "v1", "default", "widgets", "w"
+        )
         assert w["spec"]["color"] == "red"
         after = core.create_namespaced_config_map("default", {"metadata": {"name": "new"}})
         assert int(after.metadata.resource_version) > last_rv
@@ -55,10 +60,13 @@ def test_fault_injection(lk: LocalKube, api: Any) -> None:
     assert err.value.status == 500
     core.create_namespaced_config_map("default", {"metadata": {"name": "ok"}})  # other verbs unaffected
     # the admin path changes faults at runtime: 429 with Retry-After on every create
-    resp = requests.put(f"{lk.url}/localkube/faults", json={"error_rates": {"create": {"429": 1.0}}}, timeout=10)
+    resp = requests.put(
+        f"{lk.url}/localkube/faults", json={"error_rates": {"create": {"429": 1.0}}}, timeout=10
+    )
     assert resp.status_code == 200 and resp.json()["error_rates"] == {"create": {"429": 1.0}}
-    answer = requests.post(f"{lk.url}/api/v1/namespaces/default/configmaps", json={"metadata": {"name": "x"}},
-                           timeout=10)
+    answer = requests.post(
+        f"{lk.url}/api/v1/namespaces/default/configmaps", json={"metadata": {"name": "x"}}, timeout=10
+    )
     assert answer.status_code == 429 and answer.headers["Retry-After"] == "1"
     bad = requests.put(f"{lk.url}/localkube/faults", json={"error_rates": {"fly": {"500": 1}}}, timeout=10)
     assert bad.status_code == 400 and "fly" in bad.json()["message"]
@@ -80,8 +88,11 @@ def test_fault_injection_is_deterministic_with_a_seed(lk: LocalKube) -> None:
 
 def test_watch_drop(lk: LocalKube) -> None:
     lk.faults.set(watch_drop_after=0.5)
-    resp = requests.get(f"{lk.url}/api/v1/namespaces/default/configmaps",
-                        params={"watch": "true", "resourceVersion": "0", "timeoutSeconds": "60"}, timeout=30)
+    resp = requests.get(
+        f"{lk.url}/api/v1/namespaces/default/configmaps",
+        params={"watch": "true", "resourceVersion": "0", "timeoutSeconds": "60"},
+        timeout=30,
+    )
     assert resp.status_code == 200 and resp.text == ""
 
 
@@ -91,13 +102,31 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("cli-token\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "localkube", "serve", "--port", "0", "--state-dir", str(tmp_path / "state"),
-         "--token-file", str(token), "--no-controllers"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "localkube",
+            "serve",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--token-file",
+            str(token),
+            "--no-controllers",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert first.startswith("localkube listening on https://127.0.0.1:"), first + proc.stderr.read()
+        assert first.startswith("localkube listening on https://127.0.0.1:"), first + (
+            proc.stderr.read() if proc.stderr else ""
+        )
         kubeconfig = proc.stdout.readline().split(": ", 1)[1].strip()
         core = client.CoreV1Api(LocalKubeConfig(kubeconfig).client())
         assert "default" in {n.metadata.name for n in core.list_namespace().items}
@@ -107,8 +136,15 @@ def test_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    bad = subprocess.run([sys.executable, "-m", "localkube", "--token-file", str(tmp_path / "nope")],
-                         capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "localkube", "--token-file", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
     assert bad.returncode == 2 and "--token-file" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -131,8 +167,12 @@ def lk_kubelet() -> Iterator[LocalKube]:
 
 def test_kubectl_with_kubelet(lk_kubelet: LocalKube, tmp_path: Path) -> None:
     kubectl = Kubectl(lk_kubelet.kubeconfig, tmp_path / "home")
-    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1"}]},
+    }
     kubectl.run("apply", "-f", "-", stdin=json.dumps(manifest))
     kubectl.run("wait", "--for=condition=Ready", "pod/p", "--timeout=60s")
     logs = kubectl.run("logs", "p").stdout
