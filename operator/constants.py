@@ -46,6 +46,7 @@ ANN_EXTERNAL_STORAGE_NS: Final = "ray.io/external-storage-namespace"
 ANN_ENABLE_SERVE_SERVICE: Final = "ray.io/enable-serve-service"
 ANN_DISABLE_PROVISIONED_HEAD_RESTART: Final = "ray.io/disable-provisioned-head-restart"
 ANN_KUBERAY_VERSION: Final = "ray.io/kuberay-version"
+ANN_UPGRADE_HASH: Final = "ray.io/upgrade-strategy-recreate-hash"
 
 # Kinds.
 KIND_RAYCLUSTER: Final = "RayCluster"

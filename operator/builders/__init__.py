@@ -57,6 +57,7 @@ from ray_operator.builders.autoscaler import (
     autoscaler_service_account,
 )
 from ray_operator.builders.facts import ClusterFacts, cluster_facts, parse_version
+from ray_operator.builders.hashing import spec_hash
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.pods import base_labels, head_pod, multi_host_labels, worker_pod
 from ray_operator.builders.rayjob import (
@@ -73,7 +74,6 @@ from ray_operator.builders.rayservice import (
     rayservice_cluster,
     rayservice_head_service,
     rayservice_serve_service,
-    spec_hash,
 )
 from ray_operator.builders.raystart import GroupStart, RayStartConflict, ray_start_params, render_ray_start
 from ray_operator.builders.services import (

@@ -11,6 +11,7 @@ from ray_operator.builders import containers as ctr
 from ray_operator.builders import ft, names
 from ray_operator.builders.autoscaler import autoscaler_container
 from ray_operator.builders.facts import ClusterFacts, cluster_facts
+from ray_operator.builders.hashing import spec_hash
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.raystart import GroupStart, ray_start_params, render_ray_start, ulimit_prefix
 from ray_operator.builders.settings import BuildSettings
@@ -204,6 +205,7 @@ def _head_annotations(
         annotations[c.ANN_OVERWRITE_CMD] = cluster_annotations[c.ANN_OVERWRITE_CMD]
     if settings.compat != "v1.5":
         annotations[c.ANN_KUBERAY_VERSION] = settings.kuberay_version
+        annotations[c.ANN_UPGRADE_HASH] = spec_hash(cluster.spec)
     return annotations
 
 

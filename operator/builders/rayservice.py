@@ -3,15 +3,13 @@ the incremental upgrade, and the spec hash KubeRay uses to detect cluster-level 
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray_operator import constants as c
 from ray_operator.builders import names
+from ray_operator.builders.hashing import spec_hash
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.services import head_service, head_service_ports
 from ray_operator.builders.settings import BuildSettings
@@ -21,26 +19,6 @@ JSON = dict[str, Any]
 ANN_SPEC_HASH = "ray.io/hash-without-replicas-and-workers-to-delete"
 ANN_NUM_WORKER_GROUPS = "ray.io/num-worker-groups"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
-_POD_SPEC_IGNORED = ("tolerations", "schedulingGates")
-
-
-def spec_hash(spec: RayClusterSpec) -> str:
-    """Hash of a cluster spec ignoring replicas/min/max/workersToDelete, tolerations, schedulingGates,
-    upgradeStrategy and suspend (so autoscaling and Kueue edits do not trigger a rollout)."""
-    data = spec.model_dump(by_alias=True, exclude_unset=True, mode="json")
-    data.pop("upgradeStrategy", None)
-    data.pop("suspend", None)
-    templates = [data.get("headGroupSpec", {}).get("template") or {}]
-    for group in data.get("workerGroupSpecs") or []:
-        for key in ("replicas", "minReplicas", "maxReplicas", "scaleStrategy"):
-            group.pop(key, None)
-        templates.append(group.get("template") or {})
-    for template in templates:
-        pod_spec = template.get("spec") or {}
-        for key in _POD_SPEC_IGNORED:
-            pod_spec.pop(key, None)
-    digest = hashlib.sha1(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).digest()
-    return base64.b32encode(digest).decode("ascii").rstrip("=")
 
 
 def serve_port(spec: RayClusterSpec) -> int:

@@ -246,3 +246,9 @@ def test_defaults_are_applied_like_kuberay() -> None:
     assert (group["minReplicas"], group["maxReplicas"], group["numOfHosts"]) == (0, 2147483647, 1)
     job = kschema.apply_defaults(load("rayjob-sidecar.yaml"), _schema("RayJob"))["spec"]
     assert (job["backoffLimit"], job["ttlSecondsAfterFinished"]) == (0, 10)
+
+
+def test_duplicate_group_names_are_rejected_by_the_list_map() -> None:
+    obj = load("raycluster-minimal.yaml")
+    obj["spec"]["workerGroupSpecs"].append(copy.deepcopy(obj["spec"]["workerGroupSpecs"][0]))
+    assert any("Duplicate value" in e and "wg" in e for e in _errors(obj))
