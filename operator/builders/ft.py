@@ -13,9 +13,12 @@ JSON = dict[str, Any]
 
 
 def uses_redis(cluster: RayCluster) -> bool:
-    """gcsFaultToleranceOptions set with the (default) Redis backend."""
+    """GCS FT with Redis: gcsFaultToleranceOptions (backend not rocksdb) or the legacy annotation
+    `ray.io/ft-enabled: "true"` (the user then sets RAY_REDIS_ADDRESS / REDIS_PASSWORD env themselves)."""
     options = cluster.spec.gcs_fault_tolerance_options
-    return options is not None and options.backend != "rocksdb"
+    if options is not None:
+        return options.backend != "rocksdb"
+    return str((cluster.metadata.get("annotations") or {}).get(c.ANN_FT_ENABLED, "")).lower() == "true"
 
 
 def external_storage_namespace(cluster: RayCluster) -> str:
@@ -35,10 +38,12 @@ def _credential_env(name: str, credential: RedisCredential) -> JSON:
 
 def redis_head_env(cluster: RayCluster) -> list[JSON]:
     """RAY_external_storage_namespace, RAY_REDIS_ADDRESS, REDIS_USERNAME / REDIS_PASSWORD for the head."""
-    options = cluster.spec.gcs_fault_tolerance_options
-    if options is None or not uses_redis(cluster):
+    if not uses_redis(cluster):
         return []
     env = [ctr.env_value("RAY_external_storage_namespace", external_storage_namespace(cluster))]
+    options = cluster.spec.gcs_fault_tolerance_options
+    if options is None:
+        return env
     if options.redis_address:
         env.append(ctr.env_value("RAY_REDIS_ADDRESS", options.redis_address))
     if options.redis_username is not None:

@@ -333,3 +333,20 @@ def test_k8s_token_auth_uses_projected_token_not_a_secret() -> None:
     assert env["RAY_AUTH_MODE"] == "token" and env["RAY_ENABLE_K8S_TOKEN_AUTH"] == "true"
     assert "RAY_AUTH_TOKEN" not in env
     assert any(v["name"] == "ray-token" and "projected" in v for v in pod["spec"]["volumes"])
+
+
+def test_legacy_ft_annotation_sets_storage_namespace() -> None:
+    data = load("raycluster-minimal.yaml")
+    data["metadata"]["annotations"] = {
+        "ray.io/ft-enabled": "true",
+        "ray.io/external-storage-namespace": "mine",
+    }
+    data["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "RAY_REDIS_ADDRESS", "value": "redis:6379"}
+    ]
+    rc = RayCluster.model_validate(data)
+    pod = head_pod(rc, settings=SETTINGS)
+    assert pod["metadata"]["annotations"]["ray.io/external-storage-namespace"] == "mine"
+    env = container(pod, "ray-head")["env"]
+    assert [e["value"] for e in env if e["name"] == "RAY_external_storage_namespace"] == ["mine"]
+    assert [e["value"] for e in env if e["name"] == "RAY_REDIS_ADDRESS"] == ["redis:6379"]
