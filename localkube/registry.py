@@ -201,7 +201,7 @@ def types_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                 unconditional_update=False,
                 custom=True,
                 schema=schema if isinstance(schema, dict) else None,
-                printer_columns=tuple(cols) if isinstance(cols, list) else None,
+                printer_columns=tuple(cols) if isinstance(cols, list) else (),  # no columns: Name, Age
             )
         )
     return out

@@ -106,7 +106,8 @@ class KubeApi(Api):
             else:
                 out = p.strategic_merge_patch(clone(doc), body, kind)
         except p.PatchError as exc:
-            raise ApiError(422, str(exc), reason="Invalid") from None
+            reason = "Invalid" if exc.code == 422 else "BadRequest"
+            raise ApiError(exc.code, str(exc), reason=reason) from None
         if not isinstance(out, dict):
             raise ApiError(422, "the patch result is not an object", reason="Invalid")
         return out
@@ -160,10 +161,7 @@ class KubeApi(Api):
                         "name": name,
                         "group": rt.group,
                         "kind": rt.plural,
-                        "causes": [
-                            {"reason": "FieldManagerConflict", "message": f"conflict with {c}", "field": c}
-                            for c in exc.conflicts
-                        ],
+                        "causes": exc.causes,
                     },
                 ) from None
             rmeta = result.setdefault("metadata", {})
