@@ -252,3 +252,9 @@ def test_duplicate_group_names_are_rejected_by_the_list_map() -> None:
     obj = load("raycluster-minimal.yaml")
     obj["spec"]["workerGroupSpecs"].append(copy.deepcopy(obj["spec"]["workerGroupSpecs"][0]))
     assert any("Duplicate value" in e and "wg" in e for e in _errors(obj))
+
+
+def test_rayside_crds_dispatches_to_crdgen() -> None:
+    from rayside import cli
+
+    assert cli.main(["crds", "--check"]) == crdgen.EXIT_OK
