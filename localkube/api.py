@@ -79,10 +79,11 @@ class Api:
         return obj
 
     def existing(self, rt: ResourceType, ns: str, name: str) -> Obj:
-        obj = self.store.get(rt.storage_key, ns, name)
+        """The stored object as a shallow copy: never change nested values, clone first."""
+        obj = self.store.peek(rt.storage_key, ns, name)
         if obj is None:
             raise not_found(rt.plural, rt.group, name)
-        return self.stamp(rt, obj)
+        return self.stamp(rt, dict(obj))
 
     def check_body_type(self, rt: ResourceType, body: Obj) -> None:
         if not isinstance(body, dict):
@@ -157,8 +158,9 @@ class Api:
         """(items, list metadata) honouring selectors and limit/continue from a consistent snapshot."""
         if opts.continue_token:
             return self._continue(opts)
+        self._check_list_rv(opts)
         match = self.matcher(rt, opts)
-        items, rv = self.store.items(rt.storage_key, ns)
+        items, rv = self.store.items(rt.storage_key, ns, deep=False)
         items = [self.stamp(rt, o) for o in items if match(o)]
         meta: Obj = {"resourceVersion": str(rv)}
         if opts.limit and opts.limit > 0 and len(items) > opts.limit:
@@ -166,6 +168,28 @@ class Api:
             meta.update({"continue": token, "remainingItemCount": len(items) - opts.limit})
             items = items[: opts.limit]
         return items, meta
+
+    def _check_list_rv(self, opts: ListOptions) -> None:
+        """Lists are served from the latest state (documented); a revision from the future is 504 like k8s."""
+        if opts.resource_version in ("", "0"):
+            return
+        want = int(opts.resource_version)
+        deadline = time.monotonic() + 3.0
+        while want > self.store.rv and time.monotonic() < deadline:
+            self.store.wait(self.store.rv, 0.1)
+        if want > self.store.rv:
+            raise ApiError(
+                504,
+                f"Too large resource version: {want}, current: {self.store.rv}",
+                reason="Timeout",
+                details={
+                    "causes": [
+                        {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+                    ],
+                    "retryAfterSeconds": 1,
+                },
+                headers={"Retry-After": "1"},
+            )
 
     def _snapshot(self, rv: int, rest: list[Obj], limit: int) -> str:
         sid = f"{rv}-{self.rng.getrandbits(48):x}"

@@ -43,6 +43,7 @@ class Settings:
     kubelet: str | None = None  # None | "simulated" | "process"
     kubelet_options: dict[str, Any] = field(default_factory=dict)
     controllers: bool = False
+    controller_options: dict[str, Any] = field(default_factory=dict)
     history: int = 10000
     bookmark_interval: float = 60.0
     seed: int | None = None
@@ -139,7 +140,7 @@ class LocalKube:
         if s.controllers:
             from localkube.controllers import Controllers  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
-            self._parts.append(Controllers(self.kube_client()))
+            self._parts.append(Controllers(self.kube_client(), **s.controller_options))
         if s.kubelet:
             from localkube.kubelet import Kubelet  # type: ignore[import-not-found,attr-defined,unused-ignore]
 

@@ -108,7 +108,7 @@ class ListOptions:
             timeout_seconds=parse_int(one("timeoutSeconds"), "timeoutSeconds"),
             send_initial_events=parse_bool(one("sendInitialEvents"), "sendInitialEvents"),
         )
-        if opts.resource_version_match and not opts.resource_version:
+        if opts.resource_version_match and not opts.resource_version and not opts.send_initial_events:
             raise invalid(
                 "ListOptions",
                 "meta.k8s.io",

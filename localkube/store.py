@@ -75,12 +75,18 @@ class Store:
         """The stored object itself (no copy): callers must not mutate it."""
         return self._objs.get(skey, {}).get((ns, name))
 
-    def items(self, skey: str, ns: str | None = None) -> tuple[list[Obj], int]:
-        """Objects of one storage key, sorted by (namespace, name); deep copies and the current revision."""
+    def items(self, skey: str, ns: str | None = None, deep: bool = True) -> tuple[list[Obj], int]:
+        """Objects of one storage key sorted by (namespace, name), and the current revision.
+
+        With `deep=False` the objects are shallow copies: callers may set top-level keys but must not
+        change nested values (stored objects are replaced on write, never mutated, so reading is safe).
+        """
         with self.lock:
             bucket = self._objs.get(skey, {})
             keys = sorted(k for k in bucket if ns is None or k[0] == ns)
-            return [clone(bucket[k]) for k in keys], self._rv
+            if deep:
+                return [clone(bucket[k]) for k in keys], self._rv
+            return [dict(bucket[k]) for k in keys], self._rv
 
     def count(self, skey: str, ns: str | None = None) -> int:
         with self.lock:
@@ -92,18 +98,21 @@ class Store:
         return self._rv
 
     def put(self, skey: str, obj: Obj, old: Obj | None) -> Obj:
-        """Store `obj` (ADDED if `old` is None, else MODIFIED) with a new resourceVersion; returns a copy."""
+        """Store `obj` (ADDED if `old` is None, else MODIFIED) with a new resourceVersion.
+
+        The store takes ownership of `obj` (the caller must not touch it afterwards) and returns a shallow
+        copy; stored objects are never mutated in place, they are replaced by the next write.
+        """
         with self.lock:
             rv = self._next_rv()
             meta = obj.setdefault("metadata", {})
             meta["resourceVersion"] = str(rv)
             ns, name = meta.get("namespace", ""), meta["name"]
-            stored = clone(obj)
-            self._objs.setdefault(skey, {})[(ns, name)] = stored
-            self._record(Event(rv, skey, "ADDED" if old is None else "MODIFIED", stored, old))
+            self._objs.setdefault(skey, {})[(ns, name)] = obj
+            self._record(Event(rv, skey, "ADDED" if old is None else "MODIFIED", obj, old))
             if self._persister is not None:
-                self._persister.put(skey, ns, name, stored, rv)
-            return clone(stored)
+                self._persister.put(skey, ns, name, obj, rv)
+            return dict(obj)
 
     def remove(self, skey: str, ns: str, name: str) -> Obj | None:
         """Remove an object; the DELETED event carries its last state with a fresh resourceVersion."""
@@ -112,12 +121,12 @@ class Store:
             if old is None:
                 return None
             rv = self._next_rv()
-            last = clone(old)
-            last["metadata"]["resourceVersion"] = str(rv)
+            last = dict(old)
+            last["metadata"] = {**old["metadata"], "resourceVersion": str(rv)}
             self._record(Event(rv, skey, "DELETED", last, old))
             if self._persister is not None:
                 self._persister.delete(skey, ns, name, rv)
-            return clone(last)
+            return dict(last)
 
     def _record(self, event: Event) -> None:
         self._events.append(event)

@@ -11,7 +11,7 @@ from localkube.api import Api
 from localkube.errors import ApiError, cause, invalid
 from localkube.options import ListOptions
 from localkube.registry import ResourceType
-from localkube.store import Event, Obj, clone
+from localkube.store import Event, Obj
 
 DEFAULT_TIMEOUT = 1800.0
 
@@ -74,7 +74,8 @@ class WatchStream:
         self.deadline = time.monotonic() + timeout
 
     def _obj(self, obj: Obj) -> Obj:
-        return self.api.stamp(self.rt, clone(obj))
+        """A shallow copy (stored objects are never mutated in place) with this view's apiVersion/kind."""
+        return self.api.stamp(self.rt, dict(obj))
 
     def _bookmark(self, rv: int, initial_end: bool = False) -> dict[str, Any]:
         md: Obj = {"resourceVersion": str(rv)}
@@ -90,7 +91,7 @@ class WatchStream:
         rv_text = self.opts.resource_version
         with store.lock:
             if rv_text in ("", "0") or self.opts.send_initial_events:
-                items, rv = store.items(self.rt.storage_key, self.ns)
+                items, rv = store.items(self.rt.storage_key, self.ns, deep=False)
                 first = [{"type": "ADDED", "object": self._obj(o)} for o in items if self.match(o)]
                 if self.opts.send_initial_events:
                     first.append(self._bookmark(rv, initial_end=True))
@@ -115,7 +116,7 @@ class WatchStream:
             return {"type": "MODIFIED" if before else "ADDED", "object": self._obj(ev.obj)}
         if before and ev.old is not None:
             gone = self._obj(ev.old)
-            gone["metadata"]["resourceVersion"] = str(ev.rv)
+            gone["metadata"] = {**ev.old.get("metadata", {}), "resourceVersion": str(ev.rv)}
             return {"type": "DELETED", "object": gone}
         return None
 

@@ -203,3 +203,28 @@ def test_kubectl_get_watch_and_wait_delete(kubectl: Kubectl, lk_tls: LocalKube) 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_send_initial_events_and_future_rv(lk: LocalKube, api: Any) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map("default", cm("a"))
+    url = f"{lk.url}/api/v1/namespaces/default/configmaps"
+    bad = requests.get(url, params={"watch": "1", "sendInitialEvents": "true"}, timeout=10)
+    assert bad.status_code == 422
+    resp = requests.get(
+        url,
+        params={
+            "watch": "1",
+            "sendInitialEvents": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "resourceVersion": "",
+            "timeoutSeconds": "1",
+        },
+        timeout=30,
+    )
+    events = [json.loads(line) for line in resp.text.splitlines()]
+    assert [e["type"] for e in events[:2]] == ["ADDED", "BOOKMARK"]
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    future = requests.get(url, params={"resourceVersion": "999999"}, timeout=30)
+    assert future.status_code == 504 and future.headers["Retry-After"] == "1"
