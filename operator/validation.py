@@ -17,6 +17,7 @@ import yaml
 
 from ray_operator import constants as c
 from ray_operator.builders.facts import parse_version
+from ray_operator.builders.quantity import QuantityError, parse_quantity
 from ray_operator.builders.raystart import GroupStart, RayStartConflict, check_conflicts
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.features import RAY_JOB_DELETION_POLICY, RAY_SERVICE_INCREMENTAL_UPGRADE
@@ -132,6 +133,11 @@ def _start_errors(
         check_conflicts(start)
     except RayStartConflict as exc:
         yield str(exc)
+    for key, raw in (resources or {}).items():
+        try:
+            parse_quantity(raw)
+        except QuantityError:
+            yield f"{label} group: resources[{key!r}]={raw!r} is not a quantity (examples: 2, 500m, 1Gi)"
     for key, value in (labels or {}).items():
         problem = label_key_error(key) or label_value_error(key, value)
         if problem:

@@ -77,6 +77,12 @@ def test_scenario4_resources_conflict() -> None:
     assert "for Head group" in (check_rc(data) or "")
 
 
+def test_bad_group_resource_quantity() -> None:
+    data = rc()
+    data["spec"]["workerGroupSpecs"][0]["resources"] = {"CPU": "lots"}
+    assert check_rc(data) == "wg group: resources['CPU']='lots' is not a quantity (examples: 2, 500m, 1Gi)"
+
+
 def test_labels_rules() -> None:
     data = rc()
     data["spec"]["workerGroupSpecs"][0]["rayStartParams"] = {"labels": "a=b"}
