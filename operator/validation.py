@@ -210,11 +210,26 @@ def _ft_errors(spec: RayClusterSpec, annotations: Mapping[str, str]) -> Iterator
         yield f"cannot set the {c.ANN_EXTERNAL_STORAGE_NS} annotation when gcsFaultToleranceOptions is set"
 
 
+def _template_quantity_errors(group: str, template: Mapping[str, Any]) -> Iterator[str]:
+    for container in _containers(template):
+        resources = container.get("resources") or {}
+        for kind in ("limits", "requests"):
+            for key, raw in (resources.get(kind) or {}).items():
+                try:
+                    parse_quantity(raw)
+                except QuantityError:
+                    where = f"container {container.get('name')} resources.{kind}[{key!r}]"
+                    yield f"{group} group: {where}={raw!r} is not a quantity"
+
+
 def _spec_errors(
     spec: RayClusterSpec, settings: BuildSettings, annotations: Mapping[str, str], origin: str
 ) -> Iterator[str]:
     if not _containers(spec.head_group_spec.template):
         yield "headGroupSpec should have at least one container"
+    yield from _template_quantity_errors("Head", spec.head_group_spec.template)
+    for group in spec.worker_group_specs or []:
+        yield from _template_quantity_errors(group.group_name, group.template)
     head = spec.head_group_spec
     yield from _start_errors("Head", head.ray_start_params, head.resources, head.labels)
     seen: set[str] = set()

@@ -83,6 +83,14 @@ def test_bad_group_resource_quantity() -> None:
     assert check_rc(data) == "wg group: resources['CPU']='lots' is not a quantity (examples: 2, 500m, 1Gi)"
 
 
+def test_bad_container_quantity() -> None:
+    data = rc()
+    data["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"cpu": "x"}
+    }
+    assert check_rc(data) == "wg group: container ray-worker resources.limits['cpu']='x' is not a quantity"
+
+
 def test_labels_rules() -> None:
     data = rc()
     data["spec"]["workerGroupSpecs"][0]["rayStartParams"] = {"labels": "a=b"}
