@@ -49,6 +49,8 @@ class PodContext(Protocol):
 
     def publish(self) -> None: ...
 
+    def kill_leftovers(self, container: str) -> None: ...
+
 
 def exit_code_of(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
@@ -100,6 +102,7 @@ class ContainerRunner:
 
     def _finished(self, proc: subprocess.Popen[bytes]) -> int:
         code = exit_code_of(proc.wait())
+        self.pod.kill_leftovers(self.name)
         with self.lock:
             s = self.state
             s.kind, s.exit_code, s.reason = "terminated", code, terminal_reason(code)

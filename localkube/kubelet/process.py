@@ -162,6 +162,7 @@ class PodWorker:
     def launch(self, spec: JSON, command: list[str] | None = None) -> Launch:
         env = container_env(self.view_pod(), spec, self.base_env(), self.rt.lookup, self.rt.node)
         env["LOCALKUBE_PATH"] = env.get("PATH", "")
+        env["LOCALKUBE_CONTAINER"] = str(spec.get("name", ""))
         argv = container_argv(spec, env) if command is None else list(command)
         mounts = mount_plan(spec, self.volume_paths) if self.rt.root else []
         self.created.extend(prepare_targets(mounts))
@@ -218,6 +219,15 @@ class PodWorker:
                     if marker in f.read().split(b"\0"):
                         found.append(int(entry))
         return found
+
+    def kill_leftovers(self, container: str) -> None:
+        """When a container's main process ends, its other processes die with it (as with the PID
+        namespace of a real container): SIGKILL every process of the pod carrying this container's marker."""
+        marker = f"LOCALKUBE_CONTAINER={container}".encode()
+        for pid in self.pids():
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    os.kill(pid, signal.SIGKILL)
 
     def reap(self) -> None:
         """SIGKILL every process still left in the pod (daemons that left the process group)."""
