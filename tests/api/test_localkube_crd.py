@@ -12,7 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localkube.cluster import LocalKube
-from tests.api.conftest import Kubectl, create_widget_crd, wait_for, widget
+from tests.api.conftest import WIDGET_CRD, Kubectl, create_widget_crd, wait_for, widget
 
 pytestmark = pytest.mark.api
 G, V, P = "example.com", "v1", "widgets"
@@ -92,3 +92,45 @@ def test_delete_crd_removes_widgets(lk: LocalKube, api: Any, widgets: Any) -> No
     # re-creating the CRD serves an empty collection: the old widgets are gone
     create_widget_crd(api)
     assert widgets.list_namespaced_custom_object(G, V, "default", P)["items"] == []
+
+
+def test_kubectl_patch_widget_needs_merge_type(kubectl: Kubectl, lk_tls: LocalKube) -> None:
+    create_widget_crd(lk_tls.api_client())
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(widget("w1", color="blue")))
+    failed = kubectl.run("patch", "widget", "w1", "-p", '{"spec":{"color":"red"}}', check=False)
+    assert (
+        failed.returncode != 0 and "UnsupportedMediaType" in failed.stderr
+    ) or "unknown format" in failed.stderr
+    kubectl.run("patch", "widget", "w1", "--type", "merge", "-p", '{"spec":{"color":"red"}}')
+    assert kubectl.json("get", "widget", "w1")["spec"]["color"] == "red"
+
+
+def test_kubectl_columns_without_printer_columns(kubectl: Kubectl, lk_tls: LocalKube) -> None:
+    crd = json.loads(json.dumps(WIDGET_CRD))
+    crd["metadata"]["name"] = "gadgets.example.com"
+    crd["spec"]["names"] = {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"}
+    del crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    kubectl.run("apply", "-f", "-", stdin=json.dumps(crd))
+    gadget = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"}, "spec": {}}
+    wait_for(
+        lambda: kubectl.run("apply", "-f", "-", stdin=json.dumps(gadget), check=False).returncode == 0,
+        what="gadget created",
+    )
+    assert kubectl.run("get", "gadgets").stdout.splitlines()[0].split() == ["NAME", "AGE"]
+    # delete --wait returns once another client removes the finalizer
+    api = client.CustomObjectsApi(lk_tls.api_client())
+    api.patch_namespaced_custom_object(
+        "example.com", "v1", "default", "gadgets", "g1", {"metadata": {"finalizers": ["example.com/hold"]}}
+    )
+    waiter = kubectl.popen("delete", "gadget", "g1", "--wait=true", "--timeout=60s")
+    wait_for(
+        lambda: (
+            "deletionTimestamp"
+            in api.get_namespaced_custom_object("example.com", "v1", "default", "gadgets", "g1")["metadata"]
+        ),
+        what="deletion started",
+    )
+    api.patch_namespaced_custom_object(
+        "example.com", "v1", "default", "gadgets", "g1", {"metadata": {"finalizers": None}}
+    )
+    assert waiter.wait(timeout=60) == 0
