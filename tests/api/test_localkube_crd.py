@@ -98,9 +98,8 @@ def test_kubectl_patch_widget_needs_merge_type(kubectl: Kubectl, lk_tls: LocalKu
     create_widget_crd(lk_tls.api_client())
     kubectl.run("apply", "-f", "-", stdin=json.dumps(widget("w1", color="blue")))
     failed = kubectl.run("patch", "widget", "w1", "-p", '{"spec":{"color":"red"}}', check=False)
-    assert (
-        failed.returncode != 0 and "UnsupportedMediaType" in failed.stderr
-    ) or "unknown format" in failed.stderr
+    assert failed.returncode != 0
+    assert "UnsupportedMediaType" in failed.stderr or "unknown format" in failed.stderr
     kubectl.run("patch", "widget", "w1", "--type", "merge", "-p", '{"spec":{"color":"red"}}')
     assert kubectl.json("get", "widget", "w1")["spec"]["color"] == "red"
 
