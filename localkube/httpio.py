@@ -83,6 +83,9 @@ class Server(ThreadingHTTPServer):
         self.ssl_context = ssl_context
         super().__init__(address, Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection from %s failed", client_address, exc_info=True)
+
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
         if self.ssl_context is not None:
@@ -114,11 +117,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self.send_error(413)
-            return
-        body = self.rfile.read(length) if length else b""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self.send_error(413)
+                return
+            body = self.rfile.read(length) if length else b""
         req = Request(
             method=self.command,
             path=parts.path,
@@ -129,6 +135,21 @@ class Handler(BaseHTTPRequestHandler):
             segments=[s for s in parts.path.split("/") if s],
         )
         self.server.app.handle(req)
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline().strip():  # trailers
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                raise ValueError("request body too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 

@@ -136,3 +136,20 @@ def test_health_and_protobuf(lk: LocalKube) -> None:
         timeout=10,
     )
     assert resp.status_code == 415 and resp.json()["reason"] == "UnsupportedMediaType"
+
+
+def test_chunked_request_body_and_yaml(lk: LocalKube) -> None:
+    def body() -> Any:
+        yield b'{"metadata":'
+        yield b'{"name":"chunky"}}'
+
+    url = f"{lk.url}/api/v1/namespaces/default/configmaps"
+    resp = requests.post(url, data=body(), headers={"Content-Type": "application/json"}, timeout=10)
+    assert resp.status_code == 201 and resp.json()["metadata"]["name"] == "chunky"
+    resp = requests.post(
+        url,
+        data="metadata:\n  name: yam\ndata:\n  a: b\n",
+        headers={"Content-Type": "application/yaml"},
+        timeout=10,
+    )
+    assert resp.status_code == 201 and resp.json()["data"] == {"a": "b"}
