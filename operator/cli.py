@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import json
 import logging
 import signal
 import sys
@@ -72,7 +73,7 @@ def _run(settings: OperatorSettings, stop: threading.Event) -> int:
     scope = ", ".join(settings.namespaces) or "all namespaces"
     log.info("operator started (%s, %d workers)", scope, settings.reconcile_concurrency)
     code = operator.run(stop)
-    log.info("operator stopped")
+    log.info("operator stopped; kube requests: %s", json.dumps(client.stats, sort_keys=True))
     return code
 
 

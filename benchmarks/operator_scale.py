@@ -1,0 +1,190 @@
+"""Operator scale benchmark: N RayClusters x M workers on localkube's simulated kubelet.
+
+localkube (API server + simulated kubelet) runs in this process; the operator runs as a separate process
+(`rayside operator`) with the given QPS/burst/concurrency, so its memory is measured alone. Reports the
+time from the first RayCluster create until every Pod is Running, against the client-side rate bound
+(pods / QPS: the fastest any operator can create them), the operator's API writes per Pod (from its
+KubeClient.stats, logged at shutdown) and its peak RSS.
+
+    python benchmarks/operator_scale.py --clusters 100 --workers 100 --qps 50 --burst 50 --concurrency 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import operator as _stdlib_operator  # noqa: F401  (imported before the repo root joins sys.path)
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+
+from localkube.testing import running  # noqa: E402
+from rayside.kubeclient import KubeClient, resource_path  # noqa: E402
+
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
+_LAUNCH = (
+    "import operator, sys; sys.path.insert(1, {root!r}); from ray_operator.cli import main; "
+    "sys.exit(main(sys.argv[1:]))"
+)
+
+
+def raycluster(name: str, workers: int) -> dict[str, Any]:
+    template = {"spec": {"containers": [{"name": "ray", "image": "rayproject/ray:2.52.0"}]}}
+    group = {
+        "groupName": "wg",
+        "replicas": workers,
+        "minReplicas": 0,
+        "maxReplicas": workers,
+        "template": template,
+    }
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"headGroupSpec": {"rayStartParams": {}, "template": template}, "workerGroupSpecs": [group]},
+    }
+
+
+class RunningCounter:
+    """Counts Running Pods from a Pod watch (a list every poll would load the API server)."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
+        self._phase: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(1 for p in self._phase.values() if p == "Running")
+
+    def run(self, stop: threading.Event) -> None:
+        path = resource_path(group="", version="v1", plural="pods")
+        rv = ""
+        while not stop.is_set():
+            try:
+                if not rv:
+                    items, rv = self._client.list_all(path)
+                    with self._lock:
+                        self._phase = {
+                            p["metadata"]["name"]: p.get("status", {}).get("phase", "") for p in items
+                        }
+                for event in self._client.watch(path, resource_version=rv, timeout_seconds=30):
+                    meta = event.object.get("metadata", {})
+                    rv = meta.get("resourceVersion", rv)
+                    with self._lock:
+                        if event.type == "DELETED":
+                            self._phase.pop(meta.get("name", ""), None)
+                        elif event.type in ("ADDED", "MODIFIED"):
+                            self._phase[meta["name"]] = event.object.get("status", {}).get("phase", "")
+                    if stop.is_set():
+                        return
+            except Exception:  # relist on any watch problem
+                rv = ""
+                time.sleep(0.2)
+
+
+def _peak_rss(pid: int, stop: threading.Event, out: list[int]) -> None:
+    proc = psutil.Process(pid)
+    while not stop.is_set():
+        try:
+            out[0] = max(out[0], proc.memory_info().rss)
+        except psutil.Error:
+            return
+        time.sleep(0.2)
+
+
+def run(
+    clusters: int, workers: int, qps: float, burst: int, concurrency: int, timeout: float
+) -> dict[str, Any]:
+    pods = clusters * (workers + 1)
+    with running(
+        kubelet="simulated", kubelet_options={"ready_delay": 0.5}, history=max(10000, pods * 4)
+    ) as lk:
+        admin = KubeClient.from_config(kubeconfig=str(lk.kubeconfig), qps=1000, burst=1000)
+        flags = ["--kubeconfig", str(lk.kubeconfig), "--install-crds", "--log-level", "INFO"]
+        flags += [
+            "--kube-qps",
+            str(qps),
+            "--kube-burst",
+            str(burst),
+            "--reconcile-concurrency",
+            str(concurrency),
+        ]
+        log_file = Path(tempfile.mkstemp(prefix="operator-bench-", suffix=".log")[1])
+        with log_file.open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCH.format(root=str(ROOT)), *flags],
+                stderr=log,
+                cwd=tempfile.gettempdir(),
+            )
+        stop = threading.Event()
+        peak = [0]
+        threading.Thread(target=_peak_rss, args=(proc.pid, stop, peak), daemon=True).start()
+        counter = RunningCounter(admin)
+        threading.Thread(target=counter.run, args=(stop,), daemon=True).start()
+        deadline = time.monotonic() + 60
+        while "operator started" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        for i in range(clusters):
+            path = resource_path(group="ray.io", version="v1", plural="rayclusters", namespace="default")
+            admin.create(path, raycluster(f"rc-{i:03d}", workers))
+        done_at = None
+        while time.monotonic() - t0 < timeout:
+            if counter.running() >= pods:
+                done_at = time.monotonic() - t0
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        stop.set()
+        text = log_file.read_text()
+        match = re.search(r"kube requests: (\{.*\})", text)
+        stats: dict[str, int] = json.loads(match.group(1)) if match else {}
+        writes = sum(stats.get(v, 0) for v in WRITE_VERBS)
+        bound = pods / qps
+        return {
+            "clusters": clusters,
+            "workers": workers,
+            "pods": pods,
+            "qps": qps,
+            "burst": burst,
+            "concurrency": concurrency,
+            "seconds_to_all_running": None if done_at is None else round(done_at, 1),
+            "rate_bound_seconds": round(bound, 1),
+            "ratio_to_bound": None if done_at is None else round(done_at / bound, 3),
+            "running": counter.running(),
+            "operator_requests": stats,
+            "writes_per_pod": round(writes / pods, 3),
+            "operator_peak_rss_mb": round(peak[0] / 2**20, 1),
+        }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clusters", type=int, default=100)
+    p.add_argument("--workers", type=int, default=100)
+    p.add_argument("--qps", type=float, default=50.0)
+    p.add_argument("--burst", type=int, default=50)
+    p.add_argument("--concurrency", type=int, default=10)
+    p.add_argument("--timeout", type=float, default=900.0)
+    args = p.parse_args()
+    result = run(args.clusters, args.workers, args.qps, args.burst, args.concurrency, args.timeout)
+    print(json.dumps(result, indent=2))
+    return 0 if result["seconds_to_all_running"] is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

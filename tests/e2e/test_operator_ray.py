@@ -1,0 +1,147 @@
+"""The operator runs a real Ray cluster on localkube's process kubelet: token auth, top-level group
+`resources` and `labels`, head + 2 workers.
+
+The operator (in-process thread) builds every Pod itself; the process kubelet runs them as local processes
+in per-pod network namespaces, so the Ray head binds its default ports without disturbing other Ray
+processes on the machine. Deleting the Pods at the end stops every process they started.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from localkube.cluster import LocalKube
+from localkube.testing import running
+from ray_operator.cli import _client, get_token_main, install_crds
+from ray_operator.reconcilers.assembly import build_operator
+from ray_operator.settings import load_settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for pod netns")]
+NS = "default"
+RAY_VERSION = "2.60.0"
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (requests.RequestException, ApiException, KeyError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
+
+
+def container(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": f"rayproject/ray:{RAY_VERSION}",
+        "env": [{"name": "RAY_USAGE_STATS_ENABLED", "value": "0"}],
+        "resources": {"limits": {"memory": "1Gi"}, "requests": {"memory": "256Mi"}},
+    }
+
+
+def raycluster() -> dict[str, Any]:
+    params = {"object-store-memory": "80000000"}
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": "rc", "namespace": NS},
+        "spec": {
+            "rayVersion": RAY_VERSION,
+            "authOptions": {"mode": "token"},
+            "headGroupSpec": {
+                "rayStartParams": {**params, "num-cpus": "0"},
+                "template": {"spec": {"containers": [container("ray-head")]}},
+                "labels": {"role": "head"},
+            },
+            "workerGroupSpecs": [
+                {
+                    "groupName": "wg",
+                    "replicas": 2,
+                    "minReplicas": 0,
+                    "maxReplicas": 3,
+                    "rayStartParams": params,
+                    "resources": {"CPU": "1", "custom_thing": "2"},
+                    "labels": {"zone": "zone-a", "tier": "x"},
+                    "template": {"spec": {"containers": [container("ray-worker")]}},
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture
+def lk() -> Iterator[LocalKube]:
+    with running(kubelet="process", kubelet_options={"restart_backoff": 1.0}) as server:
+        install_crds(server.kube_client())
+        yield server
+
+
+def _nodes(ip: str, token: str) -> list[dict[str, Any]]:
+    r = requests.get(f"http://{ip}:8265/nodes?view=summary", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    r.raise_for_status()
+    return [n for n in r.json()["data"]["summary"] if n.get("raylet", {}).get("state") == "ALIVE"]
+
+
+def test_raycluster_with_token_auth_resources_and_labels(lk: LocalKube) -> None:
+    settings = load_settings(["--kubeconfig", str(lk.kubeconfig), "--reconcile-concurrency", "2"], environ={})
+    operator = build_operator(_client(str(lk.kubeconfig), None), settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=operator.run, args=(stop,), daemon=True)
+    thread.start()
+    core = client.CoreV1Api(lk.api_client())
+    crs = client.CustomObjectsApi(lk.api_client())
+    try:
+        crs.create_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", raycluster())
+        out = io.StringIO()
+        wait_for(lambda: get_token_main(["rc", "-n", NS, "--kubeconfig", str(lk.kubeconfig)], out=out) == 0, 60, "token")
+        token = out.getvalue().strip().splitlines()[-1]
+        head = wait_for(
+            lambda: next(
+                (p for p in core.list_namespaced_pod(NS, label_selector="ray.io/node-type=head").items if p.status.pod_ip),
+                None,
+            ),
+            90,
+            "head pod IP",
+        )
+        ip = head.status.pod_ip
+        nodes = wait_for(lambda: len(n := _nodes(ip, token)) == 3 and n, 200, "3 alive Ray nodes")
+        workers = [n["raylet"] for n in nodes if n["raylet"].get("resourcesTotal", {}).get("custom_thing")]
+        assert len(workers) == 2
+        for raylet in workers:
+            assert raylet["resourcesTotal"]["CPU"] == 1 and raylet["resourcesTotal"]["custom_thing"] == 2
+            labels = raylet.get("labels") or {}
+            assert labels.get("zone") == "zone-a" and labels.get("tier") == "x", labels
+        assert requests.get(f"http://{ip}:8265/nodes?view=summary", timeout=10).status_code == 401
+        assert requests.get(f"http://{ip}:8265/api/version", timeout=10).status_code == 401
+        ok = requests.get(f"http://{ip}:8265/api/version", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert ok.status_code == 200
+        status = wait_for(
+            lambda: (s := crs.get_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", "rc").get("status"))
+            and s.get("state") == "ready"
+            and s,
+            120,
+            "status ready",
+        )
+        assert status["readyWorkerReplicas"] == 2 and token not in str(status)
+    finally:
+        stop.set()
+        thread.join(60)
+        for pod in core.list_namespaced_pod(NS).items:
+            core.delete_namespaced_pod(pod.metadata.name, NS, grace_period_seconds=5)
+        wait_for(lambda: not core.list_namespaced_pod(NS).items, 90, "pods gone")
