@@ -1,6 +1,7 @@
 """localkube's built-in controllers, run like kube-controller-manager: HTTP clients of the API server that
 list+watch every served resource (custom resources included, discovered from CRDs) and run the garbage
-collector, the namespace lifecycle controller (with default ServiceAccounts) and the Job controller.
+collector, the namespace lifecycle controller (with default ServiceAccounts), the Job controller and an
+Endpoints controller.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from requests.adapters import HTTPAdapter
 
+from localkube.controllers.endpoints import EndpointsController
 from localkube.controllers.gc import GarbageCollector
 from localkube.controllers.job import JobSettings
 from localkube.controllers.job_controller import JobController
@@ -77,6 +79,14 @@ class Controllers:
             client, self._enqueue, self._resources, self._namespace, self._has_sa
         )
         self.jobs = JobController(client, self._enqueue, self._job, clock, job_settings or JobSettings())
+        self.endpoints = EndpointsController(
+            client,
+            self._enqueue,
+            lambda: self._items("", "services"),
+            lambda: self._items("", "pods"),
+            lambda key: self._cached("", "services", key),
+            lambda key: self._cached("", "endpoints", key),
+        )
         self.threads: list[threading.Thread] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -135,6 +145,9 @@ class Controllers:
                 self.jobs.on_job(kind, obj)
             elif key == ("", "pods"):
                 self.jobs.on_pod(kind, obj)
+                self.endpoints.on_pod(kind, obj, old)
+            elif key == ("", "services"):
+                self.endpoints.on_service(kind, obj)
             elif key == CRDS:
                 self._on_crd(kind, obj)
 
@@ -174,8 +187,15 @@ class Controllers:
         return bool(inf and inf.get(f"{ns}/default"))
 
     def _job(self, key: str) -> Obj | None:
-        inf = self._informer("batch", "jobs")
+        return self._cached("batch", "jobs", key)
+
+    def _cached(self, group: str, plural: str, key: str) -> Obj | None:
+        inf = self._informer(group, plural)
         return inf.get(key) if inf else None
+
+    def _items(self, group: str, plural: str) -> list[Obj]:
+        inf = self._informer(group, plural)
+        return inf.items() if inf else []
 
     # -- work ----------------------------------------------------------------------------------------------
     def _enqueue(self, key: Hashable, delay: float) -> None:
@@ -188,6 +208,7 @@ class Controllers:
             "ns": self.namespaces.process,
             "job": self.jobs.process,
             "jobpod": self.jobs.process_pod,
+            "ep": self.endpoints.process,
         }
         handler = handlers.get(str(kind))
         if handler is not None:

@@ -297,3 +297,32 @@ def test_indexed_job(api: Any, ns: str) -> None:
     )
     assert indexes == ["0", "1", "2"]
     assert json.dumps(indexes)
+
+
+def test_endpoints_follow_ready_pods(api: Any, ns: str) -> None:
+    core = client.CoreV1Api(api)
+    svc = {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    core.create_namespaced_service(ns, svc)
+    pod = {
+        "metadata": {"name": "w1", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+    }
+    core.create_namespaced_pod(ns, pod)
+
+    def addresses() -> list[str]:
+        try:
+            ep = core.read_namespaced_endpoints("web", ns)
+        except ApiException:
+            return []
+        return [a.ip for s in ep.subsets or [] for a in s.addresses or []]
+
+    ips = wait_for(addresses, what="ready pod in endpoints")
+    assert ips == [core.read_namespaced_pod("w1", ns).status.pod_ip]
+    assert core.read_namespaced_endpoints("web", ns).subsets[0].ports[0].port == 8080
+    core.delete_namespaced_pod("w1", ns, grace_period_seconds=0)
+    wait_for(lambda: not addresses(), what="endpoints emptied")
+    core.delete_namespaced_service("web", ns)
+    wait_for(lambda: gone(core.read_namespaced_endpoints, "web", ns), what="endpoints deleted")

@@ -314,3 +314,67 @@ def test_work_queue_dedup_and_delay() -> None:
     assert q.get() == "b"
     q.close()
     assert q.get() is None
+
+
+# --- endpoints ------------------------------------------------------------------------------------------
+
+
+def service(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "s", "namespace": "default", "labels": {"app": "x"}}, "spec": spec}
+
+
+def ep_pod(
+    name: str, ip: str, ready: bool, labels: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": f"u-{name}",
+            "labels": labels or {"app": "x"},
+        },
+        "spec": {
+            "nodeName": "n1",
+            "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}],
+        },
+        "status": {
+            "podIP": ip,
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": str(ready)}],
+            **extra,
+        },
+    }
+
+
+def test_desired_endpoints() -> None:
+    from localkube.controllers.endpoints import desired_endpoints
+
+    svc = service(
+        selector={"app": "x"},
+        ports=[{"name": "web", "port": 80, "targetPort": "http"}, {"port": 9, "targetPort": 9}],
+    )
+    pods = [
+        ep_pod("b", "10.0.0.2", True),
+        ep_pod("a", "10.0.0.1", False),
+        ep_pod("other", "10.0.0.3", True, labels={"app": "y"}),
+        ep_pod("noip", "", True),
+    ]
+    ep = desired_endpoints(svc, pods)
+    assert ep is not None
+    assert ep["metadata"] == {"name": "s", "namespace": "default", "labels": {"app": "x"}}
+    (subset,) = ep["subsets"]
+    assert subset["ports"] == [
+        {"name": "web", "port": 8080, "protocol": "TCP"},
+        {"port": 9, "protocol": "TCP"},
+    ]
+    assert [a["ip"] for a in subset["addresses"]] == ["10.0.0.2"]
+    assert [a["ip"] for a in subset["notReadyAddresses"]] == ["10.0.0.1"]
+    assert subset["addresses"][0]["targetRef"] == {
+        "kind": "Pod",
+        "namespace": "default",
+        "name": "b",
+        "uid": "u-b",
+    }
+    assert desired_endpoints(service(ports=[{"port": 80}]), pods) is None
+    empty = desired_endpoints(service(selector={"app": "none"}), pods)
+    assert empty is not None and "subsets" not in empty

@@ -1,0 +1,168 @@
+"""Endpoints controller: an ``Endpoints`` object per Service with a selector, listing the IPs of matching
+pods (Ready → ``addresses``, not ready → ``notReadyAddresses``) and the resolved target ports.
+
+:func:`desired_endpoints` decides (pure); :class:`EndpointsController` keeps the objects in line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from localkube.controllers.runtime import Obj
+from rayside.kubeclient import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
+
+log = logging.getLogger(__name__)
+PATH = "/api/v1/namespaces/{ns}/endpoints"
+
+
+def _ready(pod: Obj) -> bool:
+    conds = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def selects(service: Obj, pod: Obj) -> bool:
+    """Whether the Service's (non-empty) selector matches the pod in the same namespace."""
+    selector = (service.get("spec") or {}).get("selector") or {}
+    meta, pmeta = service.get("metadata") or {}, pod.get("metadata") or {}
+    if not selector or meta.get("namespace") != pmeta.get("namespace"):
+        return False
+    labels = pmeta.get("labels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _target_port(port: Obj, pod: Obj) -> int | None:
+    target = port.get("targetPort", port.get("port"))
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str) and target.isdigit():
+        return int(target)
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for cp in c.get("ports") or []:
+            if cp.get("name") == target and cp.get("protocol", "TCP") == port.get("protocol", "TCP"):
+                return int(cp["containerPort"])
+    return None
+
+
+def _address(pod: Obj) -> Obj:
+    meta = pod.get("metadata") or {}
+    addr: Obj = {"ip": (pod.get("status") or {}).get("podIP"),
+                 "targetRef": {"kind": "Pod", "namespace": meta.get("namespace"), "name": meta.get("name"),
+                               "uid": meta.get("uid")}}  # fmt: skip
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node:
+        addr["nodeName"] = node
+    return addr
+
+
+def desired_endpoints(service: Obj, pods: list[Obj]) -> Obj | None:
+    """The Endpoints for ``service`` given the pods of its namespace (``None``: not managed, no selector)."""
+    spec, meta = service.get("spec") or {}, service.get("metadata") or {}
+    if not spec.get("selector"):
+        return None
+    groups: dict[str, Obj] = {}
+    publish = bool(spec.get("publishNotReadyAddresses"))
+    for pod in sorted(pods, key=lambda p: str((p.get("status") or {}).get("podIP", ""))):
+        pmeta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        if not selects(service, pod) or not status.get("podIP") or pmeta.get("deletionTimestamp"):
+            continue
+        if status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        ports = []
+        for p in spec.get("ports") or []:
+            number = _target_port(p, pod)
+            if number is not None:
+                entry = {"port": number, "protocol": p.get("protocol", "TCP")}
+                ports.append({"name": p["name"], **entry} if p.get("name") else entry)
+        subset = groups.setdefault(json.dumps(ports, sort_keys=True), {"ports": ports})
+        bucket = "addresses" if publish or _ready(pod) else "notReadyAddresses"
+        subset.setdefault(bucket, []).append(_address(pod))
+    body: Obj = {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
+                     "labels": dict(meta.get("labels") or {})},
+    }  # fmt: skip
+    subsets = [{k: v for k, v in s.items() if v} for s in groups.values()]
+    if subsets:
+        body["subsets"] = subsets
+    return body
+
+
+class EndpointsController:
+    def __init__(
+        self,
+        client: KubeClient,
+        enqueue: Callable[[Hashable, float], None],
+        services: Callable[[], list[Obj]],
+        pods: Callable[[], list[Obj]],
+        get_service: Callable[[str], Obj | None],
+        get_endpoints: Callable[[str], Obj | None],
+    ) -> None:
+        self.client = client
+        self.enqueue = enqueue
+        self.services = services
+        self.pods = pods
+        self.get_service = get_service
+        self.get_endpoints = get_endpoints
+
+    def on_service(self, kind: str, svc: Obj) -> None:
+        meta = svc["metadata"]
+        self.enqueue(("ep", f"{meta.get('namespace')}/{meta['name']}"), 0.0)
+
+    def on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
+        for svc in self.services():
+            if selects(svc, pod) or (old is not None and selects(svc, old)):
+                self.on_service(kind, svc)
+
+    def process(self, key: str) -> None:
+        ns, _, name = key.partition("/")
+        svc = self.get_service(key)
+        current = self.get_endpoints(key)
+        if svc is None:
+            if current is not None and self._managed(current):
+                self._quiet(lambda: self.client.delete(f"{PATH.format(ns=ns)}/{name}"))
+            return
+        want = desired_endpoints(svc, [p for p in self.pods() if p["metadata"].get("namespace") == ns])
+        if want is None:
+            return
+        want["metadata"].setdefault("annotations", {})["localkube.rayside.io/managed-by"] = (
+            "endpoints-controller"
+        )
+        if current is None:
+            try:
+                self.client.create(PATH.format(ns=ns), want)
+            except AlreadyExists:
+                self.enqueue(("ep", key), 0.2)
+            except KubeError as exc:
+                log.debug("endpoints %s: create failed: %s", key, exc)
+            return
+        same = (
+            current.get("subsets") == want.get("subsets")
+            and (current["metadata"].get("labels") or {}) == (want["metadata"]["labels"])
+        )
+        if same:
+            return
+        want["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
+        try:
+            self.client.replace(f"{PATH.format(ns=ns)}/{name}", want)
+        except Conflict:
+            self.enqueue(("ep", key), 0.2)
+        except KubeError as exc:
+            log.debug("endpoints %s: update failed: %s", key, exc)
+
+    @staticmethod
+    def _managed(ep: Obj) -> bool:
+        annotations = (ep.get("metadata") or {}).get("annotations") or {}
+        return annotations.get("localkube.rayside.io/managed-by") == "endpoints-controller"
+
+    @staticmethod
+    def _quiet(action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except (NotFound, Conflict):
+            pass
+        except KubeError as exc:
+            log.debug("endpoints: %s", exc)
