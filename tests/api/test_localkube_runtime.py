@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localkube.cluster import LocalKube
 from localkube.testing import running
-from tests.api.conftest import WIDGET_CRD, Kubectl, wait_for, widget
+from tests.api.conftest import WIDGET_CRD, Kubectl, widget
 
 pytestmark = pytest.mark.api
 REPO = Path(__file__).resolve().parents[2]
@@ -177,12 +177,18 @@ def test_kubectl_with_kubelet(lk_kubelet: LocalKube, tmp_path: Path) -> None:
     kubectl.run("wait", "--for=condition=Ready", "pod/p", "--timeout=60s")
     logs = kubectl.run("logs", "p").stdout
     assert "hello from localkube" in logs
-    follow = kubectl.run("logs", "p", "--tail=1").stdout
-    assert follow.strip() == "hello from localkube"
+    tail = kubectl.run("logs", "p", "--tail=1").stdout
+    assert tail.strip() == "hello from localkube"
+    follower = kubectl.popen("logs", "-f", "p")
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline().strip() == "hello from localkube"
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
     described = kubectl.run("describe", "pod", "p").stdout
     assert "Name:" in described and "p" in described
     assert "Running" in kubectl.run("get", "pod", "p").stdout
     kubectl.run("delete", "pod", "p", "--wait=true", "--timeout=60s")
     with pytest.raises(AssertionError):
         kubectl.run("get", "pod", "p")
-    wait_for(lambda: True)

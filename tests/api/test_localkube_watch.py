@@ -228,3 +228,26 @@ def test_send_initial_events_and_future_rv(lk: LocalKube, api: Any) -> None:
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     future = requests.get(url, params={"resourceVersion": "999999"}, timeout=30)
     assert future.status_code == 504 and future.headers["Retry-After"] == "1"
+
+
+def test_many_concurrent_watchers_see_every_event(lk: LocalKube, api: Any) -> None:
+    core = client.CoreV1Api(api)
+    rv = core.list_namespaced_config_map("default").metadata.resource_version
+    url = f"{lk.url}/api/v1/namespaces/default/configmaps"
+    results: list[list[str]] = []
+
+    def watcher() -> None:
+        resp = requests.get(
+            url, params={"watch": "1", "resourceVersion": rv, "timeoutSeconds": "4"}, timeout=60
+        )
+        results.append([json.loads(line)["object"]["metadata"]["name"] for line in resp.text.splitlines()])
+
+    threads = [threading.Thread(target=watcher) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for i in range(30):
+        core.create_namespaced_config_map("default", cm(f"m{i}"))
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 20
+    assert all(names == [f"m{i}" for i in range(30)] for names in results)
