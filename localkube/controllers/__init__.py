@@ -20,7 +20,7 @@ from localkube.controllers.job import JobSettings
 from localkube.controllers.job_controller import JobController
 from localkube.controllers.namespace import NamespaceController
 from localkube.controllers.runtime import Informer, Obj, Resource, WorkQueue, discover, run_workers
-from rayside.kubeclient import KubeClient
+from rayside.kubeclient import KubeClient, NotFound
 
 __all__ = ["Controllers", "JobSettings"]
 log = logging.getLogger(__name__)
@@ -171,8 +171,21 @@ class Controllers:
             )
 
     def _resource_for(self, api_version: str, kind: str) -> Resource | None:
+        """The resource serving ``kind``; asks the server when the caches have not seen it (yet)."""
         with self.lock:
-            return self.kinds.get((api_version, kind))
+            known = self.kinds.get((api_version, kind))
+        if known is not None:
+            return known
+        group, _, version = api_version.rpartition("/")
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        try:
+            listing = self.client.get(path)
+        except NotFound:  # the group/version is not served: the owner cannot exist
+            return None
+        for res in listing.get("resources") or []:
+            if res.get("kind") == kind and "/" not in str(res.get("name")):
+                return Resource(group, version, str(res["name"]), kind, bool(res.get("namespaced")))
+        return None
 
     def _resources(self) -> list[Resource]:
         with self.lock:
