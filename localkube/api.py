@@ -255,6 +255,7 @@ class Api:
                         break
             label_name = rt.plural in ("namespaces", "services") and not rt.group
             causes = m.name_causes(str(meta.get("name") or ""), label_name) + m.label_causes(meta)
+            causes += kinds.owner_causes(meta)
             kinds.check(rt, obj, causes)
             meta["uid"] = m.new_uid()
             meta["creationTimestamp"] = self.now()
@@ -303,6 +304,8 @@ class Api:
             kinds.namespace_defaults(obj)
         elif key == "core/events":
             kinds.check(rt, obj, kinds.event_causes(obj))
+        elif key == "core/secrets":
+            kinds.check(rt, obj, kinds.secret_defaults(obj))
         elif key == "apiextensions.k8s.io/customresourcedefinitions":
             from localkube import schema as sch
 
@@ -385,7 +388,7 @@ class Api:
         if "managedFields" not in meta and "managedFields" in old_meta:
             meta["managedFields"] = old_meta["managedFields"]
         meta["resourceVersion"] = old_meta["resourceVersion"]
-        kinds.check(rt, new, m.label_causes(meta))
+        kinds.check(rt, new, m.label_causes(meta) + kinds.owner_causes(meta))
         if "deletionTimestamp" in old_meta:
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
@@ -459,6 +462,8 @@ class Api:
             kinds.check(rt, new, kinds.service_update_causes(new, old))
         elif key == "batch/jobs":
             kinds.check(rt, new, kinds.job_update_causes(new, old))
+        elif key == "core/secrets":
+            kinds.check(rt, new, kinds.secret_defaults(new))
         elif key == "core/namespaces":
             new["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = new["metadata"]["name"]
             if "deletionTimestamp" in old["metadata"]:

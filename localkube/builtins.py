@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -235,6 +236,39 @@ def job_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
     for key in ("template", "selector"):
         if (new.get("spec") or {}).get(key) != (old.get("spec") or {}).get(key):
             out.append(cause("FieldValueInvalid", f"spec.{key}", "Invalid value: field is immutable"))
+    return out
+
+
+def secret_defaults(secret: Obj) -> list[dict[str, str]]:
+    """`stringData` is write-only: merged into base64 `data` (winning over it); `type` defaults to Opaque."""
+    secret.setdefault("type", "Opaque")
+    string_data = secret.pop("stringData", None) or {}
+    if not isinstance(string_data, dict):
+        return [cause("FieldValueInvalid", "stringData", "Invalid value: must be a map of strings")]
+    data = secret.setdefault("data", {}) if string_data else secret.get("data")
+    for key, value in string_data.items():
+        assert isinstance(data, dict)
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    return []
+
+
+def owner_causes(meta: Obj) -> list[dict[str, str]]:
+    refs = meta.get("ownerReferences") or []
+    out: list[dict[str, str]] = []
+    if sum(1 for r in refs if isinstance(r, dict) and r.get("controller")) > 1:
+        out.append(
+            cause(
+                "FieldValueInvalid",
+                "metadata.ownerReferences",
+                "Invalid value: only one reference can have Controller set to true",
+            )
+        )
+    for i, ref in enumerate(refs):
+        for key in ("apiVersion", "kind", "name", "uid"):
+            if not isinstance(ref, dict) or not ref.get(key):
+                out.append(
+                    cause("FieldValueRequired", f"metadata.ownerReferences[{i}].{key}", "Required value")
+                )
     return out
 
 

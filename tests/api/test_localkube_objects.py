@@ -265,3 +265,17 @@ def test_events_views_and_describe(lk_tls: LocalKube, tmp_path: Any) -> None:
     kubectl = Kubectl(lk_tls.kubeconfig, tmp_path / "home")
     described = kubectl.run("describe", "pod", "p").stdout
     assert "Pulled" in described and "pulled the image" in described
+
+
+def test_secret_string_data_and_owner_references(api: Any) -> None:
+    core = client.CoreV1Api(api)
+    made = core.create_namespaced_secret(
+        "default", {"metadata": {"name": "s"}, "stringData": {"token": "abc"}, "data": {"x": "eQ=="}}
+    )
+    assert made.type == "Opaque" and made.data == {"x": "eQ==", "token": "YWJj"} and made.string_data is None
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u1", "controller": True}
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map(
+            "default", {"metadata": {"name": "c", "ownerReferences": [ref, {**ref, "uid": "u2"}]}}
+        )
+    assert err.value.status == 422
