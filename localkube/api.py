@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from localkube import builtins as kinds
 from localkube import meta as m
@@ -33,23 +32,6 @@ class Result:
     obj: Obj
     code: int = 200
     warnings: list[str] = field(default_factory=list)
-
-
-def get_path(obj: Obj, dotted: str) -> Any:
-    cur: Any = obj
-    for part in dotted.strip(".").split("."):
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
-
-
-def set_path(obj: Obj, dotted: str, value: Any) -> None:
-    parts = dotted.strip(".").split(".")
-    cur = obj
-    for part in parts[:-1]:
-        cur = cur.setdefault(part, {})
-    cur[parts[-1]] = value
 
 
 class Api:
@@ -275,8 +257,25 @@ class Api:
             stored = self.stamp(rt, self.store.put(rt.storage_key, obj, None))
             if rt.plural == "customresourcedefinitions":
                 self.registry.set_crd(meta["name"], types_from_crd(stored))
+            if rt.storage_key == "core/namespaces":
+                self._default_service_account(meta["name"])
             log.debug("created %s %s/%s", rt.plural, meta.get("namespace", ""), meta["name"])
             return Result(stored, 201, warnings)
+
+    def _default_service_account(self, ns: str) -> None:
+        """What the service-account controller does: every namespace gets a `default` ServiceAccount."""
+        if self.store.peek("core/serviceaccounts", ns, "default") is None:
+            sa = {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": "default",
+                    "namespace": ns,
+                    "uid": m.new_uid(),
+                    "creationTimestamp": self.now(),
+                },
+            }
+            self.store.put("core/serviceaccounts", sa, None)
 
     def _create_rules(self, rt: ResourceType, obj: Obj, opts: WriteOptions) -> list[str]:
         if rt.custom:

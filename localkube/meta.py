@@ -15,6 +15,7 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+Obj = dict[str, Any]
 GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -95,3 +96,20 @@ def label_causes(meta: dict[str, Any]) -> list[dict[str, str]]:
 
 def now() -> float:
     return time.time()
+
+
+def get_path(obj: Obj, dotted: str) -> Any:
+    cur: Any = obj
+    for part in dotted.strip(".").split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def set_path(obj: Obj, dotted: str, value: Any) -> None:
+    parts = dotted.strip(".").split(".")
+    cur = obj
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value

@@ -9,8 +9,9 @@ from typing import Any
 import yaml
 
 from localkube import meta as m
-from localkube.api import Api, Result, get_path, set_path
+from localkube.api import Api, Result
 from localkube.errors import ApiError, bad_request, cause, conflict, invalid, not_found, unsupported_patch
+from localkube.meta import get_path, set_path
 from localkube.options import DeleteOptions, WriteOptions
 from localkube.registry import ResourceType
 from localkube.store import Obj, clone
