@@ -32,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--controllers",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run the built-in controllers (GC, namespaces, jobs, ...)",
+        default=None,
+        help="run the built-in controllers (GC, namespaces, jobs, ...; default: on when installed)",
     )
     p.add_argument(
         "--token-file",
@@ -42,11 +42,18 @@ def _parser() -> argparse.ArgumentParser:
         help="file holding the bearer token to require (default: anonymous access on loopback)",
     )
     p.add_argument(
-        "--https",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="serve TLS with a generated CA (kubectl sends tokens only over https)",
+        "--token",
+        default=None,
+        help="bearer token to require (visible in the process list; prefer --token-file)",
     )
+    p.add_argument(
+        "--https",
+        dest="https",
+        action="store_true",
+        default=True,
+        help="serve TLS with a generated CA (default; kubectl sends tokens only over https)",
+    )
+    p.add_argument("--http", dest="https", action="store_false", help="serve plain HTTP")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -57,7 +64,7 @@ def main(argv: list[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    token = None
+    token = args.token or None
     if args.token_file is not None:
         try:
             token = args.token_file.read_text().strip()
@@ -81,7 +88,7 @@ def main(argv: list[str]) -> int:
         state_dir=state_dir,
         kubeconfig=kubeconfig,
         kubelet=args.kubelet,
-        controllers=args.controllers,
+        controllers=controllers,
     )
     lk = LocalKube(settings)
     try:

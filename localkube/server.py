@@ -88,7 +88,7 @@ class ApiServer:
         if len(seg) == 1 and seg[0] in HEALTH:
             send_text(req, 200, "ok")
             return
-        if seg != ["version"]:
+        if not (len(seg) == 1 and seg[0] in PUBLIC):
             self._authenticate(req)
         if seg[:1] == ["localkube"]:
             self._admin(req)
