@@ -93,9 +93,12 @@ def lk() -> Iterator[LocalKube]:
 
 
 def _nodes(ip: str, token: str) -> list[dict[str, Any]]:
-    r = requests.get(f"http://{ip}:8265/nodes?view=summary", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    """ALIVE nodes from the state API (each has `resources_total` and `labels`)."""
+    r = requests.get(
+        f"http://{ip}:8265/api/v0/nodes?detail=true", headers={"Authorization": f"Bearer {token}"}, timeout=20
+    )
     r.raise_for_status()
-    return [n for n in r.json()["data"]["summary"] if n.get("raylet", {}).get("state") == "ALIVE"]
+    return [n for n in r.json()["data"]["result"]["result"] if n.get("state") == "ALIVE"]
 
 
 def test_raycluster_with_token_auth_resources_and_labels(lk: LocalKube) -> None:
@@ -109,35 +112,40 @@ def test_raycluster_with_token_auth_resources_and_labels(lk: LocalKube) -> None:
     try:
         crs.create_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", raycluster())
         out = io.StringIO()
-        wait_for(lambda: get_token_main(["rc", "-n", NS, "--kubeconfig", str(lk.kubeconfig)], out=out) == 0, 60, "token")
+        token_argv = ["rc", "-n", NS, "--kubeconfig", str(lk.kubeconfig)]
+        wait_for(lambda: get_token_main(token_argv, out=out) == 0, 60, "token")
         token = out.getvalue().strip().splitlines()[-1]
-        head = wait_for(
-            lambda: next(
-                (p for p in core.list_namespaced_pod(NS, label_selector="ray.io/node-type=head").items if p.status.pod_ip),
-                None,
-            ),
-            90,
-            "head pod IP",
-        )
+
+        def head_pod() -> Any:
+            heads = core.list_namespaced_pod(NS, label_selector="ray.io/node-type=head").items
+            return next((p for p in heads if p.status.pod_ip), None)
+
+        head = wait_for(head_pod, 90, "head pod IP")
         ip = head.status.pod_ip
         nodes = wait_for(lambda: len(n := _nodes(ip, token)) == 3 and n, 200, "3 alive Ray nodes")
-        workers = [n["raylet"] for n in nodes if n["raylet"].get("resourcesTotal", {}).get("custom_thing")]
-        assert len(workers) == 2
-        for raylet in workers:
-            assert raylet["resourcesTotal"]["CPU"] == 1 and raylet["resourcesTotal"]["custom_thing"] == 2
-            labels = raylet.get("labels") or {}
+        workers = [n for n in nodes if not n.get("is_head_node")]
+        assert len(workers) == 2, nodes
+        for node in workers:
+            resources, labels = node.get("resources_total") or {}, node.get("labels") or {}
+            assert resources.get("CPU") == 1 and resources.get("custom_thing") == 2, resources
             assert labels.get("zone") == "zone-a" and labels.get("tier") == "x", labels
+        head_node = next(n for n in nodes if n.get("is_head_node"))
+        assert (head_node.get("labels") or {}).get("role") == "head"
+        assert not head_node["resources_total"].get("CPU")  # num-cpus=0 on the head
         assert requests.get(f"http://{ip}:8265/nodes?view=summary", timeout=10).status_code == 401
         assert requests.get(f"http://{ip}:8265/api/version", timeout=10).status_code == 401
-        ok = requests.get(f"http://{ip}:8265/api/version", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        assert ok.status_code == 200
-        status = wait_for(
-            lambda: (s := crs.get_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", "rc").get("status"))
-            and s.get("state") == "ready"
-            and s,
-            120,
-            "status ready",
+        ok = requests.get(
+            f"http://{ip}:8265/api/version", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
+        assert ok.status_code == 200
+
+        def ready_status() -> Any:
+            status = (
+                crs.get_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", "rc").get("status") or {}
+            )
+            return status.get("state") == "ready" and status
+
+        status = wait_for(ready_status, 120, "status ready")
         assert status["readyWorkerReplicas"] == 2 and token not in str(status)
     finally:
         stop.set()
