@@ -43,11 +43,16 @@ class Request:
     def json_body(self) -> Any:
         ctype = self.content_type
         if "protobuf" in ctype or self.body.startswith(b"k8s\x00"):
-            raise ApiError(
-                415,
-                f"the body of the request was in an unknown format - accepted media types "
-                f"include: application/json, application/yaml (got {ctype or 'none'})",
-            )
+            from localkube import protobuf
+
+            try:
+                return protobuf.decode(self.body)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(
+                    415,
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    f"application/json, application/yaml ({exc})",
+                ) from None
         if not self.body.strip():
             return None
         try:

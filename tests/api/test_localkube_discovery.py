@@ -153,3 +153,14 @@ def test_chunked_request_body_and_yaml(lk: LocalKube) -> None:
         timeout=10,
     )
     assert resp.status_code == 201 and resp.json()["data"] == {"a": "b"}
+
+
+def test_kubectl_imperative_create_protobuf(kubectl: Kubectl) -> None:
+    kubectl.run("create", "namespace", "ray")
+    kubectl.run("create", "configmap", "cfg", "-n", "ray", "--from-literal=a=1", "--from-literal=b=two")
+    kubectl.run("create", "secret", "generic", "sec", "-n", "ray", "--from-literal=token=s3cret")
+    kubectl.run("create", "serviceaccount", "bot", "-n", "ray")
+    assert kubectl.json("get", "cm", "cfg", "-n", "ray")["data"] == {"a": "1", "b": "two"}
+    assert kubectl.json("get", "secret", "sec", "-n", "ray")["data"] == {"token": "czNjcmV0"}
+    failed = kubectl.run("create", "deployment", "d", "--image=busybox", check=False)
+    assert failed.returncode != 0 and "unknown format" in failed.stderr
