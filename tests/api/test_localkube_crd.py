@@ -82,6 +82,8 @@ def test_printer_columns(kubectl: Kubectl, lk_tls: LocalKube) -> None:
     kubectl.run("apply", "-f", "-", stdin=json.dumps(widget("w1", color="red")))
     header = kubectl.run("get", "widgets").stdout.splitlines()[0].split()
     assert header == ["NAME", "COLOR"]
+    explained = kubectl.run("explain", "widget.spec").stdout
+    assert "replicas" in explained and "enum: red, blue" in explained
 
 
 def test_delete_crd_removes_widgets(lk: LocalKube, api: Any, widgets: Any) -> None:
