@@ -91,8 +91,15 @@ build_base() {
     local ctr
     say "tracing the submitter's imports (real Ray head, https stub)"
     rm -rf "$WORK/trace"
-    "$PYTHON" "$REPO/images/image_check.py" --storage "$STORAGE" --secrets-dir "$WORK/secrets" \
-        trace "$BUILD_STAGE_IMAGE" "$WORK/trace"
+    local rc=0
+    for attempt in 1 2 3; do # exit 75: the Ray head died (machine overloaded), not the image: retry
+        rc=0
+        "$PYTHON" "$REPO/images/image_check.py" --storage "$STORAGE" --secrets-dir "$WORK/secrets" \
+            trace "$BUILD_STAGE_IMAGE" "$WORK/trace" || rc=$?
+        [ "$rc" = 75 ] && [ "$attempt" != 3 ] && { echo "retrying the trace with a new Ray head"; continue; }
+        [ "$rc" = 0 ] || exit "$rc"
+        break
+    done
     "$PYTHON" "$REPO/images/pybase.py" trace-modules --out "$WORK/trace/modules.txt" "$WORK"/trace/*.log
     say "compiling the traced stdlib into python311.zip (with the image's own python3.11)"
     rm -rf "$WORK/stdlib"
@@ -155,6 +162,7 @@ main() {
     bh bud -q --isolation chroot --pull-never --build-arg "BUILDER_IMAGE=$BUILDER_IMAGE" \
         --build-arg "BASE_IMAGE=$BASE_IMAGE" -f "$WORK/context/Dockerfile.submitter" -t "$FINAL_IMAGE" \
         "$WORK/context" >/dev/null
+    bh rmi --prune >/dev/null 2>&1 || true # dangling images of earlier builds, in our own storage only
     report_sizes
     echo "$FINAL_IMAGE"
 }

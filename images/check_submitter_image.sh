@@ -17,5 +17,12 @@ bash "$REPO/images/build_submitter_image.sh" | tee "$log"
 image=$(tail -n 1 "$log")
 
 printf '\n== checking %s (runs inside the image)\n' "$image"
-"$PYTHON" "$REPO/images/image_check.py" --storage "$STORAGE" --secrets-dir "$WORK/secrets" check "$image"
+for attempt in 1 2 3; do # exit 75: the Ray head died (machine overloaded), not the image: retry
+    rc=0
+    "$PYTHON" "$REPO/images/image_check.py" --storage "$STORAGE" --secrets-dir "$WORK/secrets" check "$image" ||
+        rc=$?
+    [ "$rc" = 75 ] && [ "$attempt" != 3 ] && { echo "retrying the check with a new Ray head"; continue; }
+    break
+done
+[ "$rc" = 0 ] || { echo "FAIL: checks inside $image failed (exit $rc)" >&2; exit "$rc"; }
 printf '\nPASS: %s builds, runs --help and a real submission\n' "$image"

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,41 @@ class Buildah:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+HEAD_DIED = 75  # EX_TEMPFAIL: the Ray head (not the image) failed; the shell scripts retry once
+
+
+def head_died(head: RayHead) -> bool:
+    """True (after printing the head's log tail) when the Ray head's dashboard no longer answers."""
+    try:
+        alive = head.get_job("no-such-job").status_code == 404
+    except OSError:
+        alive = False
+    if not alive:
+        log = head.log_path.read_text(errors="replace") if head.log_path.exists() else ""
+        print(f"Ray head {head.address} died during the run; head log tail:\n{log[-2000:]}", file=sys.stderr)
+    return not alive
+
+
+def node_started(head: RayHead, timeout: float = 300) -> bool:
+    """Wait until `ray start` reports the node up: the dashboard answers earlier, and on an overloaded machine
+    the raylet can still time out (then `ray start` exits and takes the dashboard with it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.log_path.exists() and "Ray runtime started" in head.log_path.read_text(errors="replace"):
+            return True
+        if head.proc is not None and head.proc.poll() is not None:
+            break
+        time.sleep(1)
+    head_died(head)
+    return False
+
+
+def program_output(stderr: str) -> str:
+    """A traced run's stderr without the import trace."""
+    lines = stderr.splitlines()
+    return "\n".join(ln for ln in lines if not ln.startswith(("import time:", "MODULES ")))
+
+
 # -- tracing --------------------------------------------------------------------------------------------
 class _StubHandler(http.server.BaseHTTPRequestHandler):
     """An https dashboard stand-in: answers /api/version, accepts the submission, 404s the rest."""
@@ -192,6 +228,8 @@ def trace_scenarios(head: RayHead, tls_port: int) -> list[tuple[str, list[str], 
 def cmd_trace(bh: Buildah, image: str, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with running_head() as head, tls_stub(bh.secrets_dir) as (tls_port, cert), bh.container(image) as ctr:
+        if not node_started(head):
+            return HEAD_DIED
         base_env = {
             "PYTHONPATH": "/opt/submitter/site.zip:/opt/submitter",
             "PYTHONUNBUFFERED": "1",
@@ -203,8 +241,8 @@ def cmd_trace(bh: Buildah, image: str, out: Path) -> int:
             (out / f"{name}.log").write_text(res.stderr)
             print(f"  traced {name:12s} exit {res.rc}")
             if name == "submit" and res.rc != 0:
-                print(res.stdout, res.stderr[-3000:], sep="\n", file=sys.stderr)
-                return 1
+                print(res.stdout, program_output(res.stderr)[-3000:], sep="\n", file=sys.stderr)
+                return HEAD_DIED if head_died(head) else 1
     return 0
 
 
@@ -223,6 +261,8 @@ def cmd_check(bh: Buildah, image: str) -> int:
     good = expect(user == "65532:65532", f"image USER is 65532:65532 (got {user!r})")
     good &= expect(bool(entry), f"image ENTRYPOINT {entry}")
     with running_head() as head, bh.container(image) as ctr:
+        if not node_started(head):
+            return HEAD_DIED
         res = bh.run(ctr, [*entry, "--help"], user=user)
         print(f"  $ {' '.join(entry)} --help  (exit {res.rc}, {len(res.stdout.splitlines())} lines)")
         good &= expect(res.rc == 0 and "usage:" in res.stdout and "RAY_DASHBOARD_ADDRESS" in res.stdout,
@@ -261,6 +301,8 @@ def cmd_check(bh: Buildah, image: str) -> int:
         good &= expect(
             sum(j.get("submission_id") == sid for j in head.list_jobs()) == 1, "exactly one job record"
         )
+        if not good and head_died(head):
+            return HEAD_DIED
     return 0 if good else 1
 
 
