@@ -127,64 +127,62 @@ def _schema_name(rt: ResourceType) -> str:
     return f"{group}.{rt.version}.{rt.kind}"
 
 
+PARAMS = [
+    {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+    for name in ("fieldValidation", "fieldManager", "dryRun")
+]
+PATCH_BODY = {
+    "content": {
+        "application/merge-patch+json": {"schema": {"type": "object"}},
+        "application/apply-patch+yaml": {"schema": {"type": "object"}},
+    }
+}
+
+
+def _paths_for(rt: ResourceType, prefix: str) -> dict[str, Any]:
+    """Collection and item paths of one resource; every operation names its GVK (kubectl checks PATCH)."""
+    ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
+    body = {"content": {"application/json": {"schema": ref}}}
+    ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+    gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+
+    def op(action: str, op_id: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "x-kubernetes-group-version-kind": gvk,
+            "x-kubernetes-action": action,
+            "parameters": PARAMS,
+            "responses": ok,
+            "operationId": f"{op_id}{rt.kind}",
+            **extra,
+        }
+
+    base = f"{prefix}{'/namespaces/{namespace}' if rt.namespaced else ''}/{rt.plural}"
+    return {
+        base: {"post": op("post", "create", requestBody=body), "get": op("list", "list", parameters=[])},
+        f"{base}/{{name}}": {
+            "get": op("get", "read", parameters=[]),
+            "put": op("put", "replace", requestBody=body),
+            "patch": op("patch", "patch", requestBody=PATCH_BODY),
+            "delete": op("delete", "delete", parameters=[]),
+        },
+    }
+
+
 def openapi_doc(registry: Registry, group: str, version: str) -> dict[str, Any] | None:
     types = [rt for rt in registry.all() if rt.group == group and rt.version == version]
     if not types:
         return None
-    params = [
-        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-    ]
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     prefix = "/" + _gv_path(group, version)
     for rt in types:
-        gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
-        ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
-        body = {"content": {"application/json": {"schema": ref}}}
-        ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
-        op = {"x-kubernetes-group-version-kind": gvk[0], "parameters": params, "responses": ok}
-        ns_part = "/namespaces/{namespace}" if rt.namespaced else ""
-        paths[f"{prefix}{ns_part}/{rt.plural}"] = {
-            "post": {
-                **op,
-                "x-kubernetes-action": "post",
-                "requestBody": body,
-                "operationId": f"create{rt.kind}",
-            },
-            "get": {**op, "x-kubernetes-action": "list", "parameters": [], "operationId": f"list{rt.kind}"},
-        }
-        paths[f"{prefix}{ns_part}/{rt.plural}/{{name}}"] = {
-            "get": {**op, "x-kubernetes-action": "get", "parameters": [], "operationId": f"read{rt.kind}"},
-            "put": {
-                **op,
-                "x-kubernetes-action": "put",
-                "requestBody": body,
-                "operationId": f"replace{rt.kind}",
-            },
-            "patch": {
-                **op,
-                "x-kubernetes-action": "patch",
-                "operationId": f"patch{rt.kind}",
-                "requestBody": {
-                    "content": {
-                        "application/merge-patch+json": {"schema": {"type": "object"}},
-                        "application/apply-patch+yaml": {"schema": {"type": "object"}},
-                    }
-                },
-            },
-            "delete": {
-                **op,
-                "x-kubernetes-action": "delete",
-                "parameters": [],
-                "operationId": f"delete{rt.kind}",
-            },
-        }
+        paths.update(_paths_for(rt, prefix))
         schema: dict[str, Any] = (
             dict(rt.schema) if rt.schema else {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         )
-        schema["x-kubernetes-group-version-kind"] = gvk
+        schema["x-kubernetes-group-version-kind"] = [
+            {"group": rt.group, "version": rt.version, "kind": rt.kind}
+        ]
         schemas[_schema_name(rt)] = schema
     return {
         "openapi": "3.0.0",

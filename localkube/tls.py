@@ -26,13 +26,7 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_certs(directory: Path) -> CertFiles:
-    """Create (or reuse) ca.crt, server.crt and server.key in `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_path, cert_path, key_path = directory / "ca.crt", directory / "server.crt", directory / "server.key"
-    if ca_path.exists() and cert_path.exists() and key_path.exists():
-        return CertFiles(ca_path.read_bytes(), cert_path, key_path)
-    now = dt.datetime.now(dt.UTC)
+def _make_ca(now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()
@@ -59,6 +53,17 @@ def make_certs(directory: Path) -> CertFiles:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca, ca_key
+
+
+def make_certs(directory: Path) -> CertFiles:
+    """Create (or reuse) ca.crt, server.crt and server.key in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_path, cert_path, key_path = directory / "ca.crt", directory / "server.crt", directory / "server.key"
+    if ca_path.exists() and cert_path.exists() and key_path.exists():
+        return CertFiles(ca_path.read_bytes(), cert_path, key_path)
+    now = dt.datetime.now(dt.UTC)
+    ca, ca_key = _make_ca(now)
     key = ec.generate_private_key(ec.SECP256R1())
     san = x509.SubjectAlternativeName(
         [

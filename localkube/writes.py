@@ -36,6 +36,14 @@ def _decode_json(raw: bytes) -> Any:
         raise bad_request(f"error decoding patch: {exc}") from None
 
 
+def _apply_conflict(exc: Any, rt: ResourceType, name: str) -> ApiError:
+    causes = [
+        {"reason": "FieldManagerConflict", "message": f"conflict with {c}", "field": c} for c in exc.conflicts
+    ]
+    details = {"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}
+    return ApiError(409, str(exc), reason="Conflict", details=details)
+
+
 class KubeApi(Api):
     """The full set of write semantics."""
 
@@ -154,17 +162,7 @@ class KubeApi(Api):
                     subresource=subresource,
                 )
             except ssa.ApplyConflict as exc:
-                raise ApiError(
-                    409,
-                    str(exc),
-                    reason="Conflict",
-                    details={
-                        "name": name,
-                        "group": rt.group,
-                        "kind": rt.plural,
-                        "causes": exc.causes,
-                    },
-                ) from None
+                raise _apply_conflict(exc, rt, name) from None
             rmeta = result.setdefault("metadata", {})
             rmeta["name"] = name
             if rt.namespaced:
