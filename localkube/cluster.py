@@ -9,7 +9,9 @@ import shutil
 import ssl
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,6 +48,9 @@ class Settings:
     controller_options: dict[str, Any] = field(default_factory=dict)
     history: int = 10000
     bookmark_interval: float = 60.0
+    event_ttl: float = (
+        3600.0  # core/v1 Events older than this are deleted (like kube-apiserver's --event-ttl)
+    )
     seed: int | None = None
     faults: Faults = field(default_factory=Faults)
 
@@ -65,6 +70,7 @@ class LocalKube:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._parts: list[Any] = []
+        self._stopping = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> LocalKube:
@@ -108,6 +114,7 @@ class LocalKube:
             daemon=True,
         )
         self._thread.start()
+        threading.Thread(target=self._expire_events, name="localkube-event-ttl", daemon=True).start()
         log.debug("localkube listening on %s", self.url)
         self._start_parts()
         return self
@@ -135,6 +142,22 @@ class LocalKube:
                 opts,
             )
 
+    def _expire_events(self) -> None:
+        ttl = self.settings.event_ttl
+        while not self._stopping.wait(min(60.0, max(1.0, ttl / 4))):
+            assert self.store is not None
+            cutoff = time.time() - ttl
+            events, _ = self.store.items("core/events", deep=False)
+            for ev in events:
+                md = ev.get("metadata") or {}
+                stamp = md.get("creationTimestamp") or ""
+                try:
+                    created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+                except ValueError:
+                    continue
+                if created < cutoff:
+                    self.store.remove("core/events", md.get("namespace", ""), md.get("name", ""))
+
     def _start_parts(self) -> None:
         s = self.settings
         if s.controllers:
@@ -156,6 +179,7 @@ class LocalKube:
             part.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         for part in reversed(self._parts):
             try:
                 part.stop()

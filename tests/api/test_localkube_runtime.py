@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localkube.cluster import LocalKube
 from localkube.testing import running
-from tests.api.conftest import WIDGET_CRD, Kubectl, widget
+from tests.api.conftest import WIDGET_CRD, Kubectl, wait_for, widget
 
 pytestmark = pytest.mark.api
 REPO = Path(__file__).resolve().parents[2]
@@ -192,3 +192,20 @@ def test_kubectl_with_kubelet(lk_kubelet: LocalKube, tmp_path: Path) -> None:
     kubectl.run("delete", "pod", "p", "--wait=true", "--timeout=60s")
     with pytest.raises(AssertionError):
         kubectl.run("get", "pod", "p")
+
+
+def test_events_expire_after_ttl() -> None:
+    with running(event_ttl=1.0) as lk:
+        core = client.CoreV1Api(lk.api_client())
+        core.create_namespaced_event(
+            "default",
+            {
+                "metadata": {"name": "e"},
+                "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"},
+                "reason": "Test",
+                "message": "m",
+            },
+        )
+        core.create_namespaced_config_map("default", {"metadata": {"name": "stays"}})
+        wait_for(lambda: not core.list_namespaced_event("default").items, what="event expiry")
+        assert core.read_namespaced_config_map("stays", "default").metadata.name == "stays"
