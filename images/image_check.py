@@ -7,9 +7,9 @@ Used by `images/build_submitter_image.sh` (run from the repository root with the
   every path it has (help, usage errors, real submission with a DNS name, duplicate, failing job, wrong
   token, unreachable dashboard, https with a CA bundle) and save each run's stderr; the slim base keeps only
   the stdlib modules these runs imported.
-- `check IMAGE`: run the image's own ENTRYPOINT as its own USER: `--help`, then a real submission (runtime
-  env, log tailing, final status) and a re-run of the same submission id; verify output, exit codes and the
-  dashboard's record.
+- `check IMAGE`: run the image's own ENTRYPOINT as its own USER: `--help`, an unknown flag, a submission
+  without the token (401), then a real submission (runtime env, log tailing, final status) and a re-run of
+  the same submission id; verify output, exit codes and the dashboard's record.
 
 Every process runs with `buildah run --isolation chroot --network host` on the image's root filesystem.
 Environment (including the Ray token) reaches the container through a bind-mounted file read by a two-line
@@ -123,7 +123,7 @@ def head_died(head: RayHead) -> bool:
         alive = False
     if not alive:
         log = head.log_path.read_text(errors="replace") if head.log_path.exists() else ""
-        print(f"Ray head {head.address} died during the run; head log tail:\n{log[-2000:]}", file=sys.stderr)
+        print(f"Ray head {head.address} died during the run; head log tail:\n{log[-600:]}", file=sys.stderr)
     return not alive
 
 
@@ -254,6 +254,20 @@ def expect(cond: bool, what: str, res: Result | None = None) -> bool:
     return cond
 
 
+def check_rejections(bh: Buildah, ctr: str, entry: list[str], user: str, head: RayHead) -> bool:
+    """A bad flag (exit 2) and a missing token (exit 3, HTTP 401, nothing submitted)."""
+    res = bh.run(ctr, [*entry, "--no-such-flag"], user=user)
+    good = expect(res.rc == 2 and res.stderr.startswith("ERROR -- "), "unknown flag: ERROR line, exit 2", res)
+    sid = f"imgcheck-{uuid.uuid4().hex[:8]}"
+    env = {"RAY_DASHBOARD_ADDRESS": f"localhost:{head.dashboard_port}", "RAY_JOB_SUBMISSION_ID": sid}
+    res = bh.run(ctr, [*entry, "--", "echo", "x"], env=env, user=user)
+    good &= expect(
+        res.rc == 3 and "401" in res.stderr and "SUCC" not in res.stdout, "no token: 401, exit 3", res
+    )
+    good &= expect(head.get_job(sid).status_code == 404, "no token: nothing submitted")
+    return good
+
+
 def cmd_check(bh: Buildah, image: str) -> int:
     cfg = bh.config(image)
     entry = [str(a) for a in cfg.get("Entrypoint") or []]  # type: ignore[attr-defined]
@@ -267,6 +281,10 @@ def cmd_check(bh: Buildah, image: str) -> int:
         print(f"  $ {' '.join(entry)} --help  (exit {res.rc}, {len(res.stdout.splitlines())} lines)")
         good &= expect(res.rc == 0 and "usage:" in res.stdout and "RAY_DASHBOARD_ADDRESS" in res.stdout,
                        "--help prints usage, exit 0", res)  # fmt: skip
+        good &= expect(
+            res.stderr.strip() == "", "--help writes nothing to stderr (no interpreter warnings)", res
+        )
+        good &= check_rejections(bh, ctr, entry, user, head)
         sid = f"imgcheck-{uuid.uuid4().hex[:8]}"
         env = {"RAY_DASHBOARD_ADDRESS": f"localhost:{head.dashboard_port}", "RAY_JOB_SUBMISSION_ID": sid,
                "RAY_AUTH_TOKEN": head.token}  # fmt: skip
