@@ -225,3 +225,36 @@ def test_dry_run_create(lk: LocalKube, api: Any) -> None:
         )
     ]
     assert events == []
+
+
+def test_dynamic_client_on_custom_resources(widgets: Any, api: Any) -> None:
+    from kubernetes.dynamic import DynamicClient
+
+    dyn = DynamicClient(api)
+    res = dyn.resources.get(api_version="example.com/v1", kind="Widget")
+    made = res.create(body=widget("d1", color="red"), namespace="default")
+    assert made.metadata.name == "d1" and made.spec.replicas == 1
+    with pytest.raises(ApiException) as err:
+        res.patch(name="d1", namespace="default", body={"spec": {"color": "blue"}})
+    assert err.value.status == 415
+    patched = res.patch(
+        name="d1",
+        namespace="default",
+        body={"spec": {"color": "blue"}},
+        content_type="application/merge-patch+json",
+    )
+    assert patched.spec.color == "blue"
+    applied = res.server_side_apply(body=widget("d2", color="red"), namespace="default", field_manager="t")
+    assert applied.metadata.name == "d2"
+    names = [e["object"].metadata.name for e in res.watch(namespace="default", timeout=1)]
+    assert names == ["d1", "d2"]
+
+
+def test_pod_log_needs_a_node(lk: LocalKube, api: Any) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(
+        "default", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}
+    )
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_pod_log("p", "default")
+    assert err.value.status == 400
