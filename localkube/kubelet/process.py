@@ -98,7 +98,8 @@ class PodWorker:
         for d in (self.dir, self.home, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         (self.home / ".bash_profile").write_text(BASH_PROFILE)
-        self.net = self.rt.network.add_pod()
+        host_network = bool((self.pod.get("spec") or {}).get("hostNetwork"))
+        self.net = PodNet(ip=HOST_IP) if host_network else self.rt.network.add_pod()
         self.pod_ip = self.net.ip
         self.rt.dns_dirty.set()
         while not self.stopping.is_set():

@@ -21,7 +21,12 @@ from localkube.cluster import LocalKube
 from localkube.testing import running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for pod netns")]
-RAY_PARAMS = "--num-cpus=1 --object-store-memory=80000000 --dashboard-agent-listen-port=52365 --metrics-export-port=8080"
+BASH_LC = ["/bin/bash", "-lc", "--"]  # KubeRay with ENABLE_LOGIN_SHELL=true
+# small enough that two heads and a worker fit on a 2-core CI machine
+RAY_PARAMS = (
+    "--num-cpus=1 --object-store-memory=80000000 "
+    "--dashboard-agent-listen-port=52365 --metrics-export-port=8080"
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +104,7 @@ def ray_pod(cluster: str, kind: str) -> dict[str, Any]:
     container = {
         "name": f"ray-{kind}",
         "image": "rayproject/ray:2.60.0",
-        "command": ["/bin/bash", "-lc", "--"],
+        "command": BASH_LC,
         "args": [f"ulimit -n 65536; {start}"],
         "env": [*env, {"name": "KUBERAY_GEN_RAY_START_CMD", "value": start}],
         "ports": [*ports, {"name": "metrics", "containerPort": 8080}],
@@ -116,10 +121,8 @@ def ray_pod(cluster: str, kind: str) -> dict[str, Any]:
             f"until ray health-check --address {fqdn}:6379 > /dev/null 2>&1; do "
             'echo "Waiting for GCS to be ready."; sleep 1; done; echo "GCS is ready."'
         )
-        spec["initContainers"] = [
-            {"name": "wait-gcs-ready", "image": "rayproject/ray:2.60.0", "command": ["/bin/bash", "-lc", "--"],
-             "args": [wait], "env": env}
-        ]  # fmt: skip
+        init = {"name": "wait-gcs-ready", "image": "rayproject/ray:2.60.0", "command": BASH_LC}
+        spec["initContainers"] = [{**init, "args": [wait], "env": env}]
     name = f"{cluster}-head" if kind == "head" else f"{cluster}-workers-worker-x1"
     return {
         "metadata": {
@@ -133,7 +136,7 @@ def ray_pod(cluster: str, kind: str) -> dict[str, Any]:
 
 def head_service(cluster: str) -> dict[str, Any]:
     selector = {
-        k: v for k, v in labels(cluster, "head").items() if k != "ray.io/is-ray-node" and k != "ray.io/group"
+        k: v for k, v in labels(cluster, "head").items() if k not in ("ray.io/is-ray-node", "ray.io/group")
     }
     ports = [
         {"name": "dashboard", "port": 8265, "appProtocol": "tcp"},
