@@ -394,8 +394,10 @@ class ApiServer:
                     }
                 out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
             out.close()
-        except (BrokenPipeError, ConnectionResetError, OSError):
+        except OSError:
             log.debug("watch client went away: %s", req.path)
+        except Exception:  # headers are sent: a Status can no longer be answered, end the stream instead
+            log.exception("watch on %s failed", req.path)
         req.handler.close_connection = True
 
     def _logs(self, req: Request, r: Route) -> None:
@@ -450,4 +452,6 @@ class ApiServer:
                 out.close()
             except OSError:
                 log.debug("log client went away: %s", req.path)
+            except Exception:
+                log.exception("log stream of %s failed", req.path)
         req.handler.close_connection = True
