@@ -1,0 +1,85 @@
+"""The main job, end to end: a Ray job submitted by rayside's no-Ray submitter to a token-auth Ray head.
+
+Starts an isolated Ray 2.60 head with token auth (free ports, its own temp dir and HOME), runs
+`rayside submit` as a separate process (the token travels in its environment only, never in argv) for a
+small job that prints a few lines, streams the submitter's output, stops the head and exits with the
+submitter's exit code.
+
+    python3 -m pip install -e '.[dev]' && python3 examples/submit_demo.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.support.rayhead import RayHead, new_head  # noqa: E402
+
+JOB = (
+    'python -c "import time\nfor i in range(1, 6): '
+    "print(f'hello from the Ray job, step {i}/5', flush=True); time.sleep(0.5)\""
+)
+
+
+def rayside_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("rayside")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "rayside.cli"]
+
+
+def wait_settled(head: RayHead, timeout: float = 180) -> None:
+    """`ray start` can still fail after its dashboard answers; wait until it says it is blocking."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "will now block forever" in head.log_path.read_text(errors="replace"):
+            return
+        if head.proc is not None and head.proc.poll() is not None:
+            raise RuntimeError(f"ray start failed:\n{head.log_path.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.5)
+    raise TimeoutError("ray start did not settle")
+
+
+def start_head(attempts: int = 3) -> RayHead:
+    """A settled head; on a busy machine `ray start` sometimes times out, so try a few times."""
+    for attempt in range(1, attempts + 1):
+        head = new_head()
+        print(f"demo: starting a token-auth Ray head (temp dir {head.temp_dir}) ...", flush=True)
+        try:
+            head.start(num_cpus=1)
+            wait_settled(head)
+            return head
+        except (RuntimeError, TimeoutError) as exc:
+            print(
+                f"demo: head start attempt {attempt} failed: {str(exc).strip().splitlines()[-1]}", flush=True
+            )
+            head.stop()
+            shutil.rmtree(head.temp_dir.parent, ignore_errors=True)
+    raise SystemExit("demo: could not start a Ray head")
+
+
+def main() -> int:
+    head = start_head()
+    try:
+        sid = f"demo-{uuid.uuid4().hex[:8]}"
+        env = head.client_env()
+        env.update(RAY_DASHBOARD_ADDRESS=head.address, RAY_JOB_SUBMISSION_ID=sid, RAY_AUTH_TOKEN=head.token)
+        cmd = [*rayside_cmd(), "submit", "--", JOB]
+        print(f"demo: dashboard at {head.url}; running: rayside submit -- <job>  (id {sid})\n", flush=True)
+        rc = subprocess.run(cmd, env=env, cwd=REPO, check=False).returncode
+        print(f"\ndemo: the submitter exited with code {rc}", flush=True)
+        return rc
+    finally:
+        print("demo: stopping the Ray head", flush=True)
+        head.stop()
+        shutil.rmtree(head.temp_dir.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
