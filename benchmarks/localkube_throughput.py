@@ -107,7 +107,7 @@ class Server:
 @contextlib.contextmanager
 def start_server(persist: bool, kubelet: bool = True) -> Iterator[Server]:
     workdir = Path(tempfile.mkdtemp(prefix="lk-bench-"))
-    cmd = [sys.executable, "-m", "localkube", "serve", "--port", "0", "--no-controllers", "--no-https",
+    cmd = [sys.executable, "-m", "localkube", "serve", "--port", "0", "--no-controllers", "--http",
            "--kubeconfig", str(workdir / "kubeconfig"), "--state-dir", str(workdir / "state")]  # fmt: skip
     if kubelet:
         cmd += ["--kubelet", "simulated"]
