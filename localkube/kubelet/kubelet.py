@@ -8,6 +8,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ class Kubelet:
         self.runtime: Runtime = self._make_runtime()
         self._logs = LogServer(self.runtime.log_source, self.settings.log_host, self.settings.log_port)
         self._known: set[str] = set()
+        self._binder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubelet-bind")
+        self._binding: set[str] = set()
+        self._binding_lock = threading.Lock()
 
     def _make_runtime(self) -> Runtime:
         if self.settings.mode == "simulated":
@@ -84,6 +88,7 @@ class Kubelet:
     def stop(self) -> None:
         """Stop watching and end every process this kubelet started."""
         self._stop.set()
+        self._binder.shutdown(wait=False, cancel_futures=True)
         self.runtime.stop()
         self._logs.stop()
         for t in self._threads:
@@ -219,6 +224,15 @@ class Kubelet:
         names = self.settings.scheduler_names
         if names is not None and (spec.get("schedulerName") or "default-scheduler") not in names:
             return
+        key = pod_key(pod)
+        with self._binding_lock:
+            if key in self._binding:
+                return
+            self._binding.add(key)
+        self._binder.submit(self._bind, pod)
+
+    def _bind(self, pod: JSON) -> None:
+        meta = pod.get("metadata") or {}
         binding = {
             "apiVersion": "v1",
             "kind": "Binding",
@@ -232,3 +246,6 @@ class Kubelet:
             log.debug("binding pod %s skipped: %s", pod_key(pod), exc)
         except KubeError as exc:
             log.warning("binding pod %s failed: %s", pod_key(pod), exc)
+        finally:
+            with self._binding_lock:
+                self._binding.discard(pod_key(pod))
