@@ -23,7 +23,14 @@ from urllib.parse import urlparse
 
 from localkube.kubelet.container import ContainerRunner, Launch
 from localkube.kubelet.logs import LogSource
-from localkube.kubelet.network import Network, PodNet, netns_pids, netns_supported, write_in_place
+from localkube.kubelet.network import (
+    Network,
+    NetworkError,
+    PodNet,
+    netns_pids,
+    netns_supported,
+    write_in_place,
+)
 from localkube.kubelet.node import read_machine
 from localkube.kubelet.podenv import (
     EnvError,
@@ -301,7 +308,14 @@ class ProcessRuntime:
 
     def start(self) -> None:
         self.tmp_root = Path(tempfile.mkdtemp(prefix="lk", dir="/tmp"))
-        self.network.setup()
+        try:
+            self.network.setup()
+        except NetworkError as exc:
+            if self.settings.network != "auto":
+                raise
+            log.warning("pod network namespaces unavailable (%s); pods share the host network", exc)
+            self.network.teardown()
+            self.network = Network("host", self.network.api_host, self.network.api_port)
         threading.Thread(target=self._dns_loop, name="kubelet-dns", daemon=True).start()
 
     def stop(self) -> None:
