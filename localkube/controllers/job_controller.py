@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from localkube.controllers.gc import GarbageCollector
 from localkube.controllers.job import TRACKING_FINALIZER, JobSettings, Observed, plan_job
-from localkube.controllers.runtime import Obj, Resource
+from localkube.controllers.runtime import Obj, Resource, record_event
 from rayside.kubeclient import Conflict, KubeClient, KubeError, NotFound
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,9 @@ class JobController:
         for pod in plan.delete:
             self._delete_pod(uid, pod)
         for body in plan.create:
-            self._create_pod(uid, ns, body)
+            self._create_pod(uid, ns, body, job)
+        if plan.status is not None:
+            self._finish_events(job, plan.status)
         if plan.delete_job:
             self._quiet(
                 lambda: self.client.delete(JOBS.path(ns, name), body={"propagationPolicy": "Background"})
@@ -181,12 +183,32 @@ class JobController:
             return False
         return True
 
-    def _create_pod(self, uid: str, ns: str, body: Obj) -> None:
+    def _finish_events(self, job: Obj, status: Obj) -> None:
+        before = {
+            c.get("type")
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("status") == "True"
+        }
+        for cond in status.get("conditions") or []:
+            if cond.get("status") != "True" or cond.get("type") in before:
+                continue
+            if cond.get("type") == "Complete":
+                record_event(self.client, job, "Normal", "Completed", "Job completed", "job-controller")
+            elif cond.get("type") == "Failed":
+                record_event(self.client, job, "Warning", str(cond.get("reason")), str(cond.get("message")),
+                             "job-controller")  # fmt: skip
+
+    def _create_pod(self, uid: str, ns: str, body: Obj, job: Obj) -> None:
         try:
             pod = self.client.create(PODS.path(ns), body)
         except KubeError as exc:
             log.debug("job pod create in %s failed: %s", ns, exc)
+            record_event(
+                self.client, job, "Warning", "FailedCreate", f"Error creating: {exc}", "job-controller"
+            )
             return
+        created = f"Created pod: {pod['metadata']['name']}"
+        record_event(self.client, job, "Normal", "SuccessfulCreate", created, "job-controller")
         with self.lock:
             mem = self.memory.setdefault(uid, _JobMemory())
             known = pod["metadata"]["name"] in self.pods.get(uid, {})

@@ -235,6 +235,12 @@ def test_job_runs_to_completion(api: Any, ns: str) -> None:
         lambda: all(not p.metadata.finalizers for p in core.list_namespaced_pod(ns).items), what="finalizers"
     )
 
+    def reasons() -> set[str]:
+        events = core.list_namespaced_event(ns, field_selector="involvedObject.name=ok").items
+        return {e.reason for e in events}
+
+    wait_for(lambda: reasons() >= {"SuccessfulCreate", "Completed"}, what="job events")
+
 
 def test_job_backoff_limit_exceeded(api: Any, ns: str) -> None:
     batch = client.BatchV1Api(api)
