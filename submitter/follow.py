@@ -1,7 +1,8 @@
 """Follows a Ray job's log until the job is terminal, printing every character exactly once.
 
 Primary path: the `/api/jobs/<id>/logs/tail` WebSocket (websocket-client; no message size limit; keepalive
-pings when the stream is quiet; a silent dead connection is detected by missing pongs). Ray replays the
+pings when the stream is quiet, plus a status check so a stream that stays open after the job ended
+cannot hang the follower). Ray replays the
 whole log on every connection, so a `wire.LogCursor` skips what was already written. After repeated
 WebSocket failures the follower falls back to polling `GET /api/jobs/<id>` + `GET .../logs`.
 """
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 import websocket
 
 from submitter import wire
-from submitter.client import AuthError, DashboardClient, RejectedError, SubmitterError
+from submitter.client import AuthError, DashboardClient, RejectedError, SubmitterError, Transient
 from submitter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,24 +121,25 @@ class LogFollower:
             raise StreamBroken(f"handshake answered HTTP {exc.status_code}") from None
 
     def _tail_once(self) -> None:
-        """One WebSocket session; returns on a normal close (1000), raises on anything else."""
+        """One WebSocket session; returns when the log is complete, raises StreamBroken otherwise."""
         ws = self._open()
         self.cursor.restart()
         try:
             ws.settimeout(self.s.ping_interval)
-            last_heard = self.clock()
+            last_heard, pong_seen = self.clock(), False
             while True:
                 try:
                     opcode, data = ws.recv_data(control_frame=True)
                 except websocket.WebSocketTimeoutException:
-                    if self.clock() - last_heard > 2.5 * self.s.ping_interval:
-                        raise StreamBroken("no pong from the dashboard; connection presumed dead") from None
-                    ws.ping()
+                    if self._on_silence(ws, self.clock() - last_heard, pong_seen):
+                        return
                     continue
                 last_heard = self.clock()
                 if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
                     self._emit(self.cursor.feed(text))
+                elif opcode == websocket.ABNF.OPCODE_PONG:
+                    pong_seen = True
                 elif opcode == websocket.ABNF.OPCODE_CLOSE:
                     code = wire.close_code(bytes(data or b""))
                     if code != 1000:
@@ -146,6 +148,25 @@ class LogFollower:
         finally:
             with contextlib.suppress(Exception):
                 ws.close(timeout=1)
+
+    def _on_silence(self, ws: WebSocketLike, silent_for: float, pong_seen: bool) -> bool:
+        """The stream was quiet for a ping interval (normal for a PENDING or quiet job: Ray sends no
+        heartbeats). Ping to keep idle proxies from cutting us; if this server answers pings, a missing
+        pong means a dead connection. Also ask for the job's status: if it is terminal but the stream
+        stays silent, read the rest of the log with GET and finish (True)."""
+        if pong_seen and silent_for > 2.5 * self.s.ping_interval:
+            raise StreamBroken("no pong from the dashboard; connection presumed dead")
+        ws.ping()
+        try:
+            job = self.client.get_job_once()
+        except Transient:
+            return False  # dashboard trouble: the stream itself will fail if it is really gone
+        if job is None:
+            raise RejectedError(f"job '{self.s.job.submission_id}' no longer exists on the dashboard")
+        if wire.is_terminal(job) and silent_for >= 2 * self.s.ping_interval:
+            self._emit(self.cursor.feed_whole_log(self.client.get_logs()))
+            return True
+        return False
 
     def _emit(self, text: str) -> None:
         if text:

@@ -306,7 +306,10 @@ def test_11_local_validation(stub: StubDashboard, args: list[str], field: str) -
 
 def test_12_resources_reach_ray_and_sigterm_leaves_job(ray_head: RayHead) -> None:
     sid = new_sid("s12")  # never reused: the record may stay PENDING for Ray's 15-minute start timeout
-    live = Live.start(["--entrypoint-num-cpus", "64", "--", "echo", "x"], submitter_env(ray_head, sid))
+    live = Live.start(
+        ["--ping-interval", "2", "--entrypoint-num-cpus", "64", "--", "echo", "x"],
+        submitter_env(ray_head, sid),
+    )
     live.wait_line("Tailing logs")
     seen = list(live.lines)
     time.sleep(20)
