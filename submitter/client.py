@@ -111,9 +111,17 @@ class DashboardClient:
             delay = state.next_action.sleep if state.next_action else 0.0
             self.say(f"INFO -- {what}: {exc}; retrying in {delay:.1f}s")
 
+        backoff = tenacity.wait_exponential(multiplier=0.5, max=5)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            delay = float(backoff(state))
+            if budget is None:
+                return delay
+            return max(0.0, min(delay, budget - (self.clock() - start)))  # never sleep past the budget
+
         retryer = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(Transient),
-            wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+            wait=wait,
             stop=stop,
             sleep=self.sleep,
             before_sleep=announce,
