@@ -19,6 +19,7 @@ from localkube.patch import list_strategy
 __all__ = [
     "ApplyConflict",
     "field_paths",
+    "field_values",
     "fields_v1",
     "parse_fields_v1",
     "server_side_apply",
@@ -85,6 +86,10 @@ def _strategy(kind: str, schema: dict[str, Any] | None) -> Strategy:
 def _key_of(item: Any, keys: list[str]) -> str | None:
     if not isinstance(item, dict) or not keys or any(k not in item for k in keys):
         return None
+    if len(keys) == 1:
+        value = item[keys[0]]
+        if isinstance(value, str) and value.isalnum():
+            return f'k:{{"{keys[0]}":"{value}"}}'
     return "k:" + json.dumps({k: item[k] for k in keys}, sort_keys=True, separators=(",", ":"))
 
 
@@ -99,7 +104,12 @@ def _vkey(item: Any) -> str:
 
 def field_paths(obj: dict[str, Any], kind: str, schema: dict[str, Any] | None = None) -> set[Path]:
     """The FieldsV1 member paths of ``obj`` (leaves and list elements), ignoring server-owned metadata."""
-    out: set[Path] = set()
+    return set(field_values(obj, kind, schema))
+
+
+def field_values(obj: dict[str, Any], kind: str, schema: dict[str, Any] | None = None) -> dict[Path, Any]:
+    """Like :func:`field_paths`, mapping each member path to its value (list elements to the element)."""
+    out: dict[Path, Any] = {}
     decide = _strategy(kind, schema)
     for key, value in obj.items():
         if key in _IGNORED_TOP:
@@ -113,28 +123,32 @@ def field_paths(obj: dict[str, Any], kind: str, schema: dict[str, Any] | None = 
 
 
 def _walk(
-    value: dict[str, Any], path: Path, names: tuple[str, ...], decide: Strategy, out: set[Path]
+    value: dict[str, Any], path: Path, names: tuple[str, ...], decide: Strategy, out: dict[Path, Any]
 ) -> None:
     for key, sub in value.items():
         _walk_value(sub, (*path, f"f:{key}"), (*names, key), decide, out)
 
 
-def _walk_value(value: Any, path: Path, names: tuple[str, ...], decide: Strategy, out: set[Path]) -> None:
+def _walk_value(
+    value: Any, path: Path, names: tuple[str, ...], decide: Strategy, out: dict[Path, Any]
+) -> None:
     if isinstance(value, dict) and value:
         _walk(value, path, names, decide, out)
         return
     if isinstance(value, list) and value:
         how, keys = decide(names, path)
         if how == "set":
-            out.update((*path, _vkey(item)) for item in value)
+            out.update(((*path, _vkey(item)), item) for item in value)
             return
-        if how == "map" and all(_key_of(item, keys) for item in value):
-            for item in value:
-                elem = (*path, str(_key_of(item, keys)))
-                out.add(elem)
-                _walk(item, elem, (*names, "[]"), decide, out)
+        ids = [_key_of(item, keys) for item in value] if how == "map" else []
+        if ids and all(ids):
+            sub_names = (*names, "[]")
+            for item, ident in zip(value, ids, strict=True):
+                elem = (*path, str(ident))
+                out[elem] = item
+                _walk(item, elem, sub_names, decide, out)
             return
-    out.add(path)
+    out[path] = value
 
 
 def fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
@@ -384,18 +398,20 @@ def update_managed_fields(
     """Record a non-apply write (create/update/patch) by ``manager`` (operation ``Update``) in ``new``.
 
     Fields whose values changed (or appeared) move to ``manager``; fields that disappeared leave every set.
-    Returns a copy of ``new`` with ``metadata.managedFields`` set.
+    Returns a shallow copy of ``new`` (a new top-level dict and ``metadata``) with ``managedFields`` set.
     """
     api_version = str(new.get("apiVersion", ""))
-    new_paths = field_paths(new, kind, schema)
-    old_obj = old or {}
-    changed = {p for p in new_paths if _get(old_obj, p) != _get(new, p)}
-    entries = _managers(old)
-    result = copy.deepcopy(new)
+    new_vals = field_values(new, kind, schema)
+    if old is None:
+        changed = set(new_vals)
+    else:
+        old_vals = field_values(old, kind, schema)
+        changed = {p for p, v in new_vals.items() if p not in old_vals or old_vals[p] != v}
     out: list[dict[str, Any]] = []
     mine: set[Path] = set()
-    for e in entries:
-        owned = parse_fields_v1(e.get("fieldsV1") or {}) & new_paths
+    for e in ((old or {}).get("metadata") or {}).get("managedFields") or []:
+        parsed = parse_fields_v1(e.get("fieldsV1") or {})
+        owned = {p for p in parsed if p in new_vals}
         if (
             e.get("manager") == manager
             and e.get("operation") == "Update"
@@ -404,10 +420,11 @@ def update_managed_fields(
             mine |= owned
             continue
         owned -= changed
-        if owned:
+        if owned == parsed:
+            out.append(e)
+        elif owned:
             out.append({**e, "fieldsV1": fields_v1(owned)})
     mine |= changed
     if mine:
         out.append(_entry(manager, "Update", api_version, mine, now or _now(), subresource))
-    result.setdefault("metadata", {})["managedFields"] = out
-    return result
+    return {**new, "metadata": {**(new.get("metadata") or {}), "managedFields": out}}
