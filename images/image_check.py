@@ -23,6 +23,7 @@ import contextlib
 import http.server
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from tests.support.rayhead import RayHead, free_port, running_head  # noqa: E402
+from tests.support.rayhead import RayHead, free_port, new_head  # noqa: E402
 
 ENV_IN_CONTAINER = "/run/rayside-env"
 # Reads KEY=VALUE lines from the mounted env file and execs argv[1:] with them added to the environment.
@@ -113,6 +114,27 @@ class Buildah:
 
 
 HEAD_DIED = 75  # EX_TEMPFAIL: the Ray head (not the image) failed; the shell scripts retry once
+
+
+class HeadFailed(Exception):
+    """The Ray head (not the image under test) failed to start or died."""
+
+
+@contextlib.contextmanager
+def ray_head() -> Iterator[RayHead]:
+    """A fresh token-auth Ray head (tests/support/rayhead.py), fully started; failures raise HeadFailed."""
+    head = new_head()
+    try:
+        try:
+            head.start(num_cpus=1)
+        except (RuntimeError, TimeoutError) as e:
+            raise HeadFailed(str(e)[-600:]) from e
+        if not node_started(head):
+            raise HeadFailed(f"ray head {head.address} did not finish starting")
+        yield head
+    finally:
+        head.stop()
+        shutil.rmtree(head.temp_dir.parent, ignore_errors=True)
 
 
 def head_died(head: RayHead) -> bool:
@@ -227,9 +249,7 @@ def trace_scenarios(head: RayHead, tls_port: int) -> list[tuple[str, list[str], 
 
 def cmd_trace(bh: Buildah, image: str, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    with running_head() as head, tls_stub(bh.secrets_dir) as (tls_port, cert), bh.container(image) as ctr:
-        if not node_started(head):
-            return HEAD_DIED
+    with ray_head() as head, tls_stub(bh.secrets_dir) as (tls_port, cert), bh.container(image) as ctr:
         base_env = {
             "PYTHONPATH": "/opt/submitter/site.zip:/opt/submitter",
             "PYTHONUNBUFFERED": "1",
@@ -274,9 +294,7 @@ def cmd_check(bh: Buildah, image: str) -> int:
     user = str(cfg.get("User") or "")
     good = expect(user == "65532:65532", f"image USER is 65532:65532 (got {user!r})")
     good &= expect(bool(entry), f"image ENTRYPOINT {entry}")
-    with running_head() as head, bh.container(image) as ctr:
-        if not node_started(head):
-            return HEAD_DIED
+    with ray_head() as head, bh.container(image) as ctr:
         res = bh.run(ctr, [*entry, "--help"], user=user)
         print(f"  $ {' '.join(entry)} --help  (exit {res.rc}, {len(res.stdout.splitlines())} lines)")
         good &= expect(res.rc == 0 and "usage:" in res.stdout and "RAY_DASHBOARD_ADDRESS" in res.stdout,
@@ -339,9 +357,13 @@ def main() -> int:
     args = p.parse_args()
     args.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     bh = Buildah(args.storage.split(), args.secrets_dir)
-    if args.cmd == "trace":
-        return cmd_trace(bh, args.image, args.out)
-    return cmd_check(bh, args.image)
+    try:
+        if args.cmd == "trace":
+            return cmd_trace(bh, args.image, args.out)
+        return cmd_check(bh, args.image)
+    except HeadFailed as e:
+        print(f"the Ray head failed (not the image): {e}", file=sys.stderr)
+        return HEAD_DIED
 
 
 if __name__ == "__main__":
