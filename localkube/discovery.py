@@ -199,3 +199,71 @@ def openapi_index(registry: Registry) -> dict[str, Any]:
         path = _gv_path(group, version)
         out[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={_hash(json.dumps(doc, sort_keys=True))}"}
     return {"paths": out}
+
+
+# -- aggregated discovery (apidiscovery.k8s.io/v2): one request instead of one per group-version -------------
+AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str) -> bool:
+    want = accept.replace(" ", "").lower()
+    return "as=apigroupdiscoverylist" in want and "v=v2;" in want + ";"
+
+
+def _resource_discovery(rt: ResourceType) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resource": rt.plural,
+        "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+        "scope": "Namespaced" if rt.namespaced else "Cluster",
+        "singularResource": rt.singular_name,
+        "verbs": ALL_VERBS,
+    }
+    if rt.short_names:
+        out["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        out["categories"] = list(rt.categories)
+    subs = []
+    for sub in rt.subresources():
+        entry = _sub_entry(rt, sub)
+        kind = {
+            "group": entry.get("group", rt.group),
+            "version": entry.get("version", rt.version),
+            "kind": entry["kind"],
+        }
+        subs.append({"subresource": sub, "responseKind": kind, "verbs": entry["verbs"]})
+    if subs:
+        out["subresources"] = subs
+    return out
+
+
+def aggregated(registry: Registry, core: bool) -> dict[str, Any]:
+    """The APIGroupDiscoveryList for `/api` (core=True) or `/apis`."""
+    by_group: dict[str, dict[str, list[ResourceType]]] = {}
+    for rt in registry.all():
+        if (rt.group == "") == core:
+            by_group.setdefault(rt.group, {}).setdefault(rt.version, []).append(rt)
+    items = []
+    for group in sorted(by_group):
+        versions = sorted(by_group[group], key=_version_key)
+        items.append(
+            {
+                "metadata": {"name": group},
+                "versions": [
+                    {
+                        "version": v,
+                        "freshness": "Current",
+                        "resources": [
+                            _resource_discovery(rt)
+                            for rt in sorted(by_group[group][v], key=lambda r: r.plural)
+                        ],
+                    }
+                    for v in versions
+                ],
+            }
+        )
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }

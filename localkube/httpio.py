@@ -182,12 +182,17 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def send_json(
-    req: Request, code: int, body: Any, headers: dict[str, str] | None = None, warnings: Iterable[str] = ()
+    req: Request,
+    code: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    warnings: Iterable[str] = (),
+    content_type: str = "application/json",
 ) -> None:
     data = json.dumps(body, separators=(",", ":")).encode()
     h = req.handler
     h.send_response(code)
-    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Type", content_type)
     h.send_header("Content-Length", str(len(data)))
     h.send_header("Cache-Control", "no-cache, private")
     for key, value in (headers or {}).items():

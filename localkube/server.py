@@ -107,6 +107,9 @@ class ApiServer:
     def _core(self, req: Request) -> None:
         seg = req.segments
         if len(seg) == 1:
+            if disc.wants_aggregated(req.header("accept")):
+                self._send_aggregated(req, core=True)
+                return
             send_json(req, 200, disc.api_versions(self.address))
         elif len(seg) == 2:
             self._send_found(req, disc.resource_list(self.api.registry, "", seg[1]))
@@ -116,6 +119,9 @@ class ApiServer:
     def _groups(self, req: Request) -> None:
         seg = req.segments
         if len(seg) == 1:
+            if disc.wants_aggregated(req.header("accept")):
+                self._send_aggregated(req, core=False)
+                return
             send_json(req, 200, disc.api_group_list(self.api.registry))
         elif len(seg) == 2:
             self._send_found(req, disc.api_group(self.api.registry, seg[1]))
@@ -123,6 +129,9 @@ class ApiServer:
             self._send_found(req, disc.resource_list(self.api.registry, seg[1], seg[2]))
         else:
             self._resource(req, seg[1], seg[2], seg[3:])
+
+    def _send_aggregated(self, req: Request, core: bool) -> None:
+        send_json(req, 200, disc.aggregated(self.api.registry, core), content_type=disc.AGGREGATED_TYPE)
 
     def _send_found(self, req: Request, body: dict[str, Any] | None) -> None:
         if body is None:

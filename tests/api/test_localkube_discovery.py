@@ -164,3 +164,21 @@ def test_kubectl_imperative_create_protobuf(kubectl: Kubectl) -> None:
     assert kubectl.json("get", "secret", "sec", "-n", "ray")["data"] == {"token": "czNjcmV0"}
     failed = kubectl.run("create", "deployment", "d", "--image=busybox", check=False)
     assert failed.returncode != 0 and "unknown format" in failed.stderr
+
+
+def test_aggregated_discovery(lk: LocalKube, kubectl: Kubectl) -> None:
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    resp = requests.get(f"{lk.url}/apis", headers={"Accept": accept}, timeout=10)
+    assert resp.headers["Content-Type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
+    groups = {g["metadata"]["name"]: g for g in resp.json()["items"]}
+    batch = groups["batch"]["versions"][0]
+    jobs = next(r for r in batch["resources"] if r["resource"] == "jobs")
+    assert jobs["scope"] == "Namespaced" and jobs["responseKind"]["kind"] == "Job"
+    assert [s["subresource"] for s in jobs["subresources"]] == ["status"]
+    core = requests.get(f"{lk.url}/api", headers={"Accept": accept}, timeout=10).json()
+    assert [g["metadata"]["name"] for g in core["items"]] == [""]
+    plain = requests.get(f"{lk.url}/apis", timeout=10).json()
+    assert plain["kind"] == "APIGroupList"
+    # kubectl discovers with the two aggregated requests only
+    log = kubectl.run("get", "pods", "-v=6").stderr
+    assert "/apis/batch/v1" not in log and "/apis?timeout" in log
