@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from typing import Any
 
 import pytest
@@ -173,23 +172,12 @@ def test_server_side_apply(lk: LocalKube, api: Any) -> None:
     first = requests.patch(url, params={"fieldManager": "t"}, data=body, headers=headers, timeout=10)
     assert first.status_code == 201
     rv = first.json()["metadata"]["resourceVersion"]
-    w = watch.Watch()
-    seen: list[str] = []
-
-    def collect() -> None:
-        for ev in w.stream(
-            client.CoreV1Api(api).list_namespaced_config_map,
-            "default",
-            resource_version=rv,
-            timeout_seconds=2,
-        ):
-            seen.append(ev["type"])
-
-    t = threading.Thread(target=collect)
-    t.start()
     again = requests.patch(url, params={"fieldManager": "t"}, data=body, headers=headers, timeout=10)
     assert again.status_code == 200 and again.json()["metadata"]["resourceVersion"] == rv
-    t.join(timeout=30)
+    stream = watch.Watch().stream(
+        client.CoreV1Api(api).list_namespaced_config_map, "default", resource_version=rv, timeout_seconds=1
+    )
+    seen = [ev["type"] for ev in stream]
     assert seen == []
     # another manager changing the field conflicts; force takes ownership
     other = body.replace('"v"', '"w"')
