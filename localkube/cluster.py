@@ -38,6 +38,7 @@ class Settings:
     port: int = 0
     https: bool = False
     token: str | None = None
+    extra_tokens: tuple[str, ...] = ()  # further accepted bearer tokens (e.g. for pods' service accounts)
     anonymous: bool | None = None  # default: allowed unless a token is set
     data_dir: Path | None = None
     state_dir: Path | None = None
@@ -88,10 +89,11 @@ class LocalKube:
         self.api = KubeApi(self.store, registry, rng=rng)
         self._bootstrap()
         anonymous = s.anonymous if s.anonymous is not None else s.token is None
+        tokens = {t for t in (s.token, *s.extra_tokens) if t}
         app = ApiServer(
             self.api,
             self.faults,
-            tokens={s.token} if s.token else None,
+            tokens=tokens or None,
             anonymous=anonymous,
             bookmark_interval=s.bookmark_interval,
         )
