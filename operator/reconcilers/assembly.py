@@ -35,6 +35,25 @@ def spec_or_meta_changed(old: Obj | None, new: Obj | None) -> bool:
     return any(a.get(k) != b.get(k) for k in ("generation", "labels", "annotations", "deletionTimestamp"))
 
 
+def slim_pod(pod: Obj) -> Obj:
+    """What the reconciler reads of a Pod (metadata, restartPolicy, container names, status): the cache
+    holds thousands of Pods, and their full specs (env, probes, volumes) would dominate memory."""
+    meta = dict(pod.get("metadata") or {})
+    meta.pop("managedFields", None)
+    spec = pod.get("spec") or {}
+    slim_spec = {
+        "restartPolicy": spec.get("restartPolicy"),
+        "containers": [{"name": c.get("name")} for c in spec.get("containers") or []],
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": slim_spec,
+        "status": pod.get("status") or {},
+    }
+
+
 def _key(obj: Obj) -> str:
     meta = obj.get("metadata", {})
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
@@ -64,7 +83,7 @@ def _informers(client: KubeClient, settings: OperatorSettings, plural: str, **kw
 def build_operator(client: KubeClient, settings: OperatorSettings) -> RayClusterOperator:
     queue = WorkQueue()
     clusters = _informers(client, settings, "rayclusters")
-    pods = _informers(client, settings, "pods", label_selector=POD_SELECTOR)
+    pods = _informers(client, settings, "pods", label_selector=POD_SELECTOR, transform=slim_pod)
     services = _informers(client, settings, "services")
     secrets_ = _informers(client, settings, "secrets", label_selector=c.LABEL_CLUSTER)
 

@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,7 @@ from ray_operator.builders.pods import head_pod, worker_pod
 from ray_operator.builders.services import head_service, headless_worker_service, needs_headless_service
 from ray_operator.models import RayCluster
 from ray_operator.planning import (
+    Action,
     ClearWorkersToDelete,
     Create,
     Delete,
@@ -44,7 +46,8 @@ from ray_operator.planning import (
     plan_cluster,
 )
 from ray_operator.runtime.events import EventRecorder
-from ray_operator.runtime.expectations import Action, ScaleExpectations
+from ray_operator.runtime.expectations import Action as Expect
+from ray_operator.runtime.expectations import ScaleExpectations
 from ray_operator.runtime.informer import Cache
 from ray_operator.schedulers import scheduler_for, scheduler_plugins, volcano
 from ray_operator.settings import OperatorSettings
@@ -155,6 +158,9 @@ class RayClusterReconciler:
         self._monotonic = monotonic
         self._last_status_write: dict[str, float] = {}
         self.stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.write_parallelism, thread_name_prefix="pod-writes"
+        )
         self.failed_actions = 0
 
     # -- reading -------------------------------------------------------------------------------------
@@ -264,26 +270,50 @@ class RayClusterReconciler:
 
     # -- acting ---------------------------------------------------------------------------------------
     def _apply(self, plan: Plan, cluster_obj: Obj, ns: str, name: str, uid: str) -> Applied:
+        """Apply actions in order; consecutive Pod writes go out in parallel (the client's token bucket
+        still bounds the rate). The first failure stops everything not yet started."""
         applied = Applied()
+        batch: list[Action] = []
         for action in plan.actions:
-            if self.stopping.is_set():  # graceful shutdown: finish the current write, skip the rest
-                applied.failure = Outcome("operator is shutting down", None)
-                break
-            try:
-                if isinstance(action, Create):
-                    self._create(action, applied, ns, name, uid)
-                elif isinstance(action, Delete):
-                    self._delete(action, applied, ns, name)
-                else:
-                    self._clear_workers_to_delete(action, ns, name)
-            except KubeError as exc:
-                message = f"{type(exc).__name__} ({exc.status}): {exc.message}"
-                log.debug("raycluster %s/%s: action failed: %s", ns, name, message)
-                marker = action.marker if isinstance(action, Create | Delete) else None
-                applied.failure = Outcome(message, marker)
-                self.failed_actions += 1
-                break
+            if isinstance(action, Delete) or (isinstance(action, Create) and action.group is not None):
+                batch.append(action)
+                continue
+            if not self._run_batch(batch, applied, ns, name, uid) or not self._run_one(
+                action, applied, ns, name, uid
+            ):
+                return applied
+            batch = []
+        self._run_batch(batch, applied, ns, name, uid)
         return applied
+
+    def _run_batch(self, batch: list[Action], applied: Applied, ns: str, name: str, uid: str) -> bool:
+        if len(batch) <= 1:
+            return all(self._run_one(a, applied, ns, name, uid) for a in batch)
+        return all(list(self._pool.map(lambda a: self._run_one(a, applied, ns, name, uid), batch)))
+
+    def _run_one(self, action: Action, applied: Applied, ns: str, name: str, uid: str) -> bool:
+        if applied.failure is not None:
+            return False
+        if self.stopping.is_set():  # graceful shutdown: finish writes in flight, start no new ones
+            applied.failure = Outcome("operator is shutting down", None)
+            return False
+        try:
+            if isinstance(action, Create):
+                self._create(action, applied, ns, name, uid)
+            elif isinstance(action, Delete):
+                self._delete(action, applied, ns, name)
+            else:
+                self._clear_workers_to_delete(action, ns, name)
+        except KubeError as exc:
+            message = f"{type(exc).__name__} ({exc.status}): {exc.message}"
+            log.debug("raycluster %s/%s: action failed: %s", ns, name, message)
+            marker = action.marker if isinstance(action, Create | Delete) else None
+            with self._lock:
+                if applied.failure is None:
+                    applied.failure = Outcome(message, marker)
+                self.failed_actions += 1
+            return False
+        return True
 
     def _create(self, action: Create, applied: Applied, ns: str, name: str, uid: str) -> None:
         obj = action.obj
@@ -296,8 +326,9 @@ class RayClusterReconciler:
             created = obj
         if action.group is not None:
             pod_name = _name(created)
-            self.expectations.expect((ns, name, action.group), pod_name, Action.CREATE)
-            applied.created.setdefault(action.group, []).append(pod_name)
+            self.expectations.expect((ns, name, action.group), pod_name, Expect.CREATE)
+            with self._lock:
+                applied.created.setdefault(action.group, []).append(pod_name)
         elif kind not in ("Service", "Secret"):
             with self._lock:
                 self._ensured.add((uid, kind, ns, _name(obj)))
@@ -310,9 +341,10 @@ class RayClusterReconciler:
             )
         group = action.group if action.group is not None else ""
         self.expectations.expect(
-            (ns, name, "" if group == c.HEAD_GROUP else group), action.name, Action.DELETE
+            (ns, name, "" if group == c.HEAD_GROUP else group), action.name, Expect.DELETE
         )
-        applied.deleted.setdefault("" if group == c.HEAD_GROUP else group, []).append(action.name)
+        with self._lock:
+            applied.deleted.setdefault("" if group == c.HEAD_GROUP else group, []).append(action.name)
 
     def _clear_workers_to_delete(self, action: ClearWorkersToDelete, ns: str, name: str) -> None:
         path = f"/spec/workerGroupSpecs/{action.index}/scaleStrategy/workersToDelete"

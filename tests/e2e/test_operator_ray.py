@@ -101,6 +101,23 @@ def _nodes(ip: str, token: str) -> list[dict[str, Any]]:
     return [n for n in r.json()["data"]["result"]["result"] if n.get("state") == "ALIVE"]
 
 
+def _dump(core: client.CoreV1Api) -> None:
+    """Pod states and Ray container logs, printed when the cluster does not come up (shown by pytest)."""
+    for pod in core.list_namespaced_pod(NS).items:
+        states = [
+            (c.name, c.ready, c.restart_count, c.state.to_dict()) for c in pod.status.container_statuses or []
+        ]
+        print(pod.metadata.name, pod.status.phase, pod.status.pod_ip, states)
+        try:
+            print(
+                core.read_namespaced_pod_log(pod.metadata.name, NS, container=pod.spec.containers[0].name)[
+                    -3000:
+                ]
+            )
+        except ApiException as exc:
+            print("no log:", exc.status)
+
+
 def test_raycluster_with_token_auth_resources_and_labels(lk: LocalKube) -> None:
     settings = load_settings(["--kubeconfig", str(lk.kubeconfig), "--reconcile-concurrency", "2"], environ={})
     operator = build_operator(_client(str(lk.kubeconfig), None), settings)
@@ -122,7 +139,11 @@ def test_raycluster_with_token_auth_resources_and_labels(lk: LocalKube) -> None:
 
         head = wait_for(head_pod, 90, "head pod IP")
         ip = head.status.pod_ip
-        nodes = wait_for(lambda: len(n := _nodes(ip, token)) == 3 and n, 200, "3 alive Ray nodes")
+        try:
+            nodes = wait_for(lambda: len(n := _nodes(ip, token)) == 3 and n, 300, "3 alive Ray nodes")
+        except AssertionError:
+            _dump(core)
+            raise
         workers = [n for n in nodes if not n.get("is_head_node")]
         assert len(workers) == 2, nodes
         for node in workers:
