@@ -37,9 +37,7 @@ def _decode_json(raw: bytes) -> Any:
 
 
 def _apply_conflict(exc: Any, rt: ResourceType, name: str) -> ApiError:
-    causes = [
-        {"reason": "FieldManagerConflict", "message": f"conflict with {c}", "field": c} for c in exc.conflicts
-    ]
+    causes = list(exc.causes)  # [{reason: FieldManagerConflict, message: 'conflict with "m" using v1', field}]
     details = {"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}
     return ApiError(409, str(exc), reason="Conflict", details=details)
 
