@@ -37,7 +37,7 @@ def _decode_json(raw: bytes) -> Any:
 
 
 def _apply_conflict(exc: Any, rt: ResourceType, name: str) -> ApiError:
-    causes = list(exc.causes)  # [{reason: FieldManagerConflict, message: 'conflict with "m" using v1', field}]
+    causes = list(exc.causes)  # FieldManagerConflict causes, field = ".spec.x"
     details = {"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}
     return ApiError(409, str(exc), reason="Conflict", details=details)
 
