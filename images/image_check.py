@@ -219,6 +219,8 @@ def tls_stub(workdir: Path) -> Iterator[tuple[int, Path]]:
     finally:
         server.shutdown()
         server.server_close()
+        cert.unlink(missing_ok=True)
+        key.unlink(missing_ok=True)
 
 
 def trace_scenarios(head: RayHead, tls_port: int) -> list[tuple[str, list[str], dict[str, str]]]:
