@@ -316,7 +316,7 @@ class KubeClient:
     def _retrying(self, method: str) -> tenacity.Retrying:
         return tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.retries),
-            wait=_wait_with_retry_after(tenacity.wait_exponential_jitter(initial=0.2, max=5.0)),
+            wait=_wait_with_retry_after(tenacity.wait_random_exponential(multiplier=0.2, max=5.0)),
             retry=tenacity.retry_if_exception(_retryable(method)),
             sleep=self._sleep,
             reraise=True,
