@@ -56,6 +56,9 @@ class Settings:
     faults: Faults = field(default_factory=Faults)
 
 
+INTERNAL_QPS: dict[str, Any] = {"qps": 1000.0, "burst": 2000}
+
+
 class LocalKube:
     """A running local Kubernetes: start it, then use `.url`, `.kubeconfig` and the client factories."""
 
@@ -162,16 +165,19 @@ class LocalKube:
 
     def _start_parts(self) -> None:
         s = self.settings
+        # The built-in controllers and the kubelet are part of the emulated cluster, not clients under test:
+        # they get a generous client rate limit so they never become the bottleneck (10,000 simulated pods
+        # need two writes each).
         if s.controllers:
             from localkube.controllers import Controllers  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
-            self._parts.append(Controllers(self.kube_client(), **s.controller_options))
+            self._parts.append(Controllers(self.kube_client(**INTERNAL_QPS), **s.controller_options))
         if s.kubelet:
             from localkube.kubelet import Kubelet  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
             self._parts.append(
                 Kubelet(
-                    self.kube_client(),
+                    self.kube_client(**INTERNAL_QPS),
                     mode=s.kubelet,
                     state_dir=self.state_dir / "kubelet",
                     **s.kubelet_options,
