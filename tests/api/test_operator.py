@@ -273,7 +273,7 @@ def retried(call: Callable[[], Obj]) -> Obj:
     raise AssertionError("write kept failing")
 
 
-def test_faults_and_watch_drops_converge_without_orphans(lk: LocalKube, api: Api) -> None:
+def test_faults_watch_drops_and_410_converge_without_orphans(lk: LocalKube, api: Api) -> None:
     api.create(raycluster("rc", group(replicas=6)))
     lk.faults.set(
         error_rates={"create": {500: 0.2, 409: 0.1}, "delete": {500: 0.2}, "patch": {500: 0.2, 409: 0.1}},
@@ -283,6 +283,7 @@ def test_faults_and_watch_drops_converge_without_orphans(lk: LocalKube, api: Api
     op = OperatorThread(lk, "--reconcile-concurrency", "2").start()
     try:
         wait_for(lambda: len(api.workers()) == 6, timeout=90, what="6 workers despite faults")
+        lk.compact()  # watches resuming from older resourceVersions now get 410 Gone and must relist
         retried(lambda: api.patch({"spec": {"workerGroupSpecs": [group(replicas=2)]}}))
         wait_for(lambda: len(api.workers()) == 2, timeout=90, what="scale down despite faults")
         lk.faults.clear()
@@ -372,3 +373,78 @@ def test_leader_election_single_active_operator(lk: LocalKube, api: Api) -> None
         assert len(api.pods()) == 5
     finally:
         second.stop()
+
+
+def podgroup_crd(group: str, version: str) -> Obj:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"podgroups.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "plural": "podgroups",
+                "singular": "podgroup",
+                "kind": "PodGroup",
+                "listKind": "PodGroupList",
+            },
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_batch_schedulers_create_pod_groups(lk: LocalKube, api: Api) -> None:
+    ext = client.ApiextensionsV1Api(api.core.api_client)
+    ext.create_custom_resource_definition(podgroup_crd("scheduling.volcano.sh", "v1beta1"))
+    ext.create_custom_resource_definition(podgroup_crd("scheduling.x-k8s.io", "v1alpha1"))
+    time.sleep(1)  # let the new resources be served
+    op = OperatorThread(lk, "--batch-scheduler", "volcano").start()
+    try:
+        volcano = raycluster("rc", group(replicas=2))
+        volcano["metadata"]["labels"] = {"volcano.sh/queue-name": "q1"}
+        api.create(volcano)
+        plugins = raycluster("sp", group(replicas=1))
+        plugins["metadata"]["labels"] = {
+            "ray.io/scheduler-name": "scheduler-plugins",
+            "ray.io/gang-scheduling-enabled": "true",
+        }
+        api.create(plugins)
+        pg = wait_for(
+            lambda: _get_custom(api, "scheduling.volcano.sh", "v1beta1", "podgroups", "ray-rc-pg"),
+            what="PodGroup",
+        )
+        assert pg["spec"]["minMember"] == 3 and pg["spec"]["queue"] == "q1"
+        assert pg["metadata"]["ownerReferences"][0]["name"] == "rc"
+        wait_for(lambda: len(api.pods("rc")) == 3, what="volcano pods")
+        for pod in api.pods("rc"):
+            assert pod.spec.scheduler_name == "volcano"
+            assert pod.metadata.annotations["scheduling.k8s.io/group-name"] == "ray-rc-pg"
+        sp = wait_for(
+            lambda: _get_custom(api, "scheduling.x-k8s.io", "v1alpha1", "podgroups", "sp"), what="PodGroup sp"
+        )
+        assert sp["spec"]["minMember"] == 2
+        wait_for(lambda: len(api.pods("sp")) == 2, what="scheduler-plugins pods")
+        for pod in api.pods("sp"):
+            assert pod.spec.scheduler_name == "scheduler-plugins-scheduler"
+            assert pod.metadata.labels["scheduling.x-k8s.io/pod-group"] == "sp"
+    finally:
+        op.stop()
+
+
+def _get_custom(api: Api, group: str, version: str, plural: str, name: str) -> Obj | None:
+    try:
+        return dict(api.crs.get_namespaced_custom_object(group, version, NS, plural, name))
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
