@@ -91,13 +91,13 @@ def test_websocket_dropped_mid_stream(ray_head: RayHead, proxy: FaultProxy) -> N
 
 def test_dashboard_goes_away_and_comes_back_mid_job(ray_head: RayHead, proxy: FaultProxy) -> None:
     sid = new_sid("fout")
-    live = Live.start(["--", printer(16, 0.5)], submitter_env(ray_head, sid, address=proxy.address))
+    live = Live.start(["--", printer(12, 0.5)], submitter_env(ray_head, sid, address=proxy.address))
     live.wait_line("line 1")
-    proxy.outage(6)  # every connection dropped, port refusing for 6 s: a dashboard restart
+    proxy.outage(5)  # every connection dropped, port refusing for 5 s: a dashboard restart
     rc, err = live.finish(timeout=180)
     assert rc == 0, err
     assert "connection refused" in err or "Log stream interrupted" in err
-    assert_complete("\n".join(live.lines), 16)
+    assert_complete("\n".join(live.lines), 12)
     assert live.lines[-1] == f"SUCC -- Job '{sid}' succeeded"
     assert len(records(ray_head, sid)) == 1
 

@@ -349,26 +349,33 @@ def test_13_dashboard_comes_up_during_retry_window(ray_head: RayHead) -> None:
 
 
 def test_14_address_forms_and_joining(ray_head: RayHead) -> None:
+    # three submitters at once (they are independent jobs): two address forms, and the joining rule
+    # through the `rayside submit` dispatcher
+    runs: list[tuple[str, list[str], str, str]] = []
     for address in (f"http://{ray_head.address}/", ray_head.address):
-        sid = new_sid("s14")
-        res = run(["--", "echo", "hello", "world"], submitter_env(ray_head, sid, address=address))
-        assert res.returncode == 0, res.stderr
-        assert "hello world" in res.stdout.splitlines()
-        assert ray_head.get_job(sid).json()["entrypoint"] == "echo hello world"
-    sid = new_sid("s14q")
-    cmd = [sys.executable, "-m", "rayside.cli", "submit", "--", "echo", "a  b"]
-    res = subprocess.run(
-        cmd,
-        env=submitter_env(ray_head, sid),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+        runs.append(
+            (new_sid("s14"), ["-m", "submitter", "--", "echo", "hello", "world"], address, "hello world")
+        )
+    runs.append(
+        (new_sid("s14q"), ["-m", "rayside.cli", "submit", "--", "echo", "a  b"], ray_head.address, "a b")
     )
-    assert res.returncode == 0, res.stderr
-    assert ray_head.get_job(sid).json()["entrypoint"] == "echo a  b"
-    assert "a b" in res.stdout.splitlines()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, *args],
+            env=submitter_env(ray_head, sid, address=address),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for sid, args, address, _ in runs
+    ]
+    for proc, (sid, args, _, printed) in zip(procs, runs, strict=True):
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        assert printed in out.splitlines()
+        expected = "echo a  b" if "rayside.cli" in args else "echo hello world"
+        assert ray_head.get_job(sid).json()["entrypoint"] == expected
 
 
 def test_15_oversized_log_frame(ray_head: RayHead) -> None:

@@ -167,7 +167,7 @@ class FaultProxy:
             upstream.settimeout(None)
             upstream.sendall("\r\n".join(lines).encode("latin-1") + body)
             if rule is not None and rule.kind == "lose":
-                _drain(upstream)  # the server did the work; the answer never reaches the client
+                _read_head(upstream)  # the whole answer (head + Content-Length body) is swallowed
                 return
             if is_ws:
                 self._pipe_ws(client, upstream)
@@ -221,13 +221,6 @@ def _read_head(sock: socket.socket) -> tuple[bytes | None, bytes]:
             break
         rest += chunk
     return head + b"\r\n\r\n", rest
-
-
-def _drain(sock: socket.socket) -> None:
-    sock.settimeout(60)
-    with contextlib.suppress(OSError):
-        while sock.recv(65536):
-            pass
 
 
 def _pump(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
