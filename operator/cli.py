@@ -15,12 +15,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any, TextIO
 
 import yaml
 from requests.adapters import HTTPAdapter
 
+from ray_operator.crdgen import CRD_DIR
 from ray_operator.settings import OperatorSettings, SettingsError, load_settings
 from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound, resource_path
 
@@ -40,11 +40,9 @@ def _client(
 
 def crd_documents() -> list[dict[str, Any]]:
     """The CRDs shipped in `manifests/crds/`."""
-    folder = resources.files("ray_operator").joinpath("manifests", "crds")
     docs: list[dict[str, Any]] = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            docs += [d for d in yaml.safe_load_all(entry.read_text()) if d]
+    for entry in sorted(CRD_DIR.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(entry.read_text()) if d]
     return docs
 
 
