@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +23,10 @@ from pathlib import Path
 
 import psutil
 import requests
+
+
+class HeadStartError(RuntimeError):
+    """The head exited or never became ready during start-up."""
 
 
 def free_port() -> int:
@@ -88,11 +92,26 @@ class RayHead:
         return env
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self, num_cpus: int = 1, timeout: float = 90) -> None:
+    def start(self, num_cpus: int = 1, timeout: float = 120, attempts: int = 3) -> None:
+        """Start the head; on a loaded machine Ray gives its raylet only 30 s (hard-coded) to register and
+        then exits, so a head that dies during start-up is stopped and retried on fresh ports."""
+        for attempt in range(1, attempts + 1):
+            self._launch(num_cpus)
+            try:
+                self.wait_ready(timeout)
+                return
+            except HeadStartError:
+                self.stop()
+                if attempt == attempts:
+                    raise
+                self.dashboard_port, self.gcs_port = free_port(), free_port()
+
+    def _launch(self, num_cpus: int) -> None:
         env = self.client_env()
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token, RAY_USAGE_STATS_ENABLED="0")
-        # a worker-port range of our own so two heads on one machine never collide
-        low = 20000 + (self.gcs_port % 200) * 100
+        # Worker ports come from a block below the kernel's ephemeral range (where free_port() picks the
+        # others), so they never collide with this head's own ports.
+        low = random.randrange(100, 320) * 100
         cmd = [
             _ray_bin(), "start", "--head", "--block", f"--num-cpus={num_cpus}",
             "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1",
@@ -104,23 +123,27 @@ class RayHead:
             f"--min-worker-port={low}", f"--max-worker-port={low + 99}",
             f"--temp-dir={self.temp_dir}", "--disable-usage-stats",
         ]  # fmt: skip
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.wait_ready(timeout)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
-    def wait_ready(self, timeout: float = 90) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait until `ray start` reports the runtime started and the dashboard answers with the token."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"ray head exited early; log:\n{self.log_path.read_text(errors='replace')}")
-            with contextlib.suppress(requests.RequestException):
-                r = requests.get(f"{self.url}/api/version", headers=self.headers(), timeout=2)
-                if r.status_code == 200:
-                    return
+                raise HeadStartError(f"ray head exited during start-up; log:\n{self._log_tail()}")
+            if "Ray runtime started" in self.log_path.read_text(errors="replace"):
+                with contextlib.suppress(requests.RequestException):
+                    r = requests.get(f"{self.url}/api/version", headers=self.headers(), timeout=2)
+                    if r.status_code == 200:
+                        return
             time.sleep(0.3)
-        raise TimeoutError(f"ray head not ready after {timeout}s; log:\n{self.log_path.read_text()}")
+        raise HeadStartError(f"ray head not ready after {timeout}s; log:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
 
     def own_processes(self) -> list[psutil.Process]:
         """Every live process that belongs to this head (found by its unique temp dir or session)."""
