@@ -9,8 +9,10 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +23,17 @@ from localkube.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
+_date_cache: list[tuple[int, str]] = [(0, "")]
+
+
+def http_date() -> str:
+    """The `Date` header value, formatted at most once per second (formatting costs more than a request's
+    JSON encoding)."""
+    now = int(time.time())
+    cached = _date_cache[0]
+    if cached[0] != now:
+        cached = _date_cache[0] = (now, formatdate(now, usegmt=True))
+    return cached[1]
 
 
 @dataclass
@@ -30,7 +43,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
-    handler: BaseHTTPRequestHandler
+    handler: Handler
     segments: list[str] = field(default_factory=list)
 
     def header(self, name: str) -> str:
@@ -124,6 +137,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # small header + body writes must not wait for delayed ACKs
     server: Server
+    lk_headers: dict[str, str]
+    raw_requestline: bytes
 
     def setup(self) -> None:
         if isinstance(self.request, ssl.SSLSocket):
@@ -139,15 +154,86 @@ class Handler(BaseHTTPRequestHandler):
             log.debug("connection error: %s", exc)
             self.close_connection = True
 
+    def parse_request(self) -> bool:
+        """Parse the request line and headers into `lk_headers` (lower-case names, last value wins).
+
+        The common case (`METHOD /path HTTP/1.x`, plain `Name: value` lines) is parsed here directly — the
+        stdlib runs every header block through `email.parser`, which costs more than a small write. Anything
+        unusual goes to the stdlib parser, which also produces its errors (400, 414, 431, 505).
+        """
+        words = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n").split(" ")
+        if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0") or not words[1].startswith("/"):
+            return self._stdlib_parse()
+        if words[1].startswith("//"):
+            return self._stdlib_parse()
+        headers = self._read_headers()
+        if headers is None:
+            return False
+        self.requestline = " ".join(words)
+        self.command, self.path, self.request_version = words
+        self.lk_headers = headers
+        conn = headers.get("connection", "").lower()
+        self.close_connection = conn == "close" or (words[2] == "HTTP/1.0" and conn != "keep-alive")
+        expect = headers.get("expect", "").lower()
+        if expect == "100-continue" and words[2] == "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
+
+    def _stdlib_parse(self) -> bool:
+        ok = super().parse_request()
+        if ok:
+            self.lk_headers = {k.lower(): v for k, v in self.headers.items()}
+        return ok
+
+    def _read_headers(self) -> dict[str, str] | None:
+        headers: dict[str, str] = {}
+        for _ in range(101):
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                return headers
+            name, sep, value = line.decode("iso-8859-1").partition(":")
+            if len(line) > 65536 or not sep or name != name.strip() or not name:
+                self.request_version = "HTTP/1.1"  # answer malformed headers like the stdlib: 4xx, close
+                self.send_error(431 if len(line) > 65536 else 400, "Bad header line")
+                return None
+            headers[name.lower()] = value.strip()
+        self.request_version = "HTTP/1.1"
+        self.send_error(431, "Too many headers")
+        return None
+
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.DEBUG):  # formatting every request line is not free
+            log.debug("%s %s", self.address_string(), format % args)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return http_date() if timestamp is None else super().date_time_string(timestamp)
+
+    def respond(self, code: int, headers: list[tuple[str, str]], body: bytes | None) -> None:
+        """Send the status line, `headers` and `body` (None: headers only, e.g. a stream follows) with
+        ONE socket write: separate small writes cost a syscall and a TCP segment (and a client wake-up)
+        each."""
+        self.log_request(code)
+        reason = self.responses[code][0] if code in self.responses else ""
+        lines = [f"{self.protocol_version} {code} {reason}", f"Server: {self.version_string()}"]
+        lines.append(f"Date: {http_date()}")
+        for key, value in headers:
+            lines.append(f"{key}: {value}")
+            if key.lower() == "connection" and value.lower() in ("close", "keep-alive"):
+                self.close_connection = value.lower() == "close"
+        lines.append("\r\n")
+        data = "\r\n".join(lines).encode("latin-1")
+        if body and len(body) > 65536:  # a big body: a second write is cheaper than copying it
+            self.wfile.write(data)
+            self.wfile.write(body)
+        else:
+            self.wfile.write(data + body if body else data)
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+        if "chunked" in self.lk_headers.get("transfer-encoding", "").lower():
             body = self._read_chunked()
         else:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = int(self.lk_headers.get("content-length") or 0)
             if length > MAX_BODY:
                 self.send_error(413)
                 return
@@ -156,7 +242,7 @@ class Handler(BaseHTTPRequestHandler):
             method=self.command,
             path=parts.path,
             query=parse_qs(parts.query, keep_blank_values=True),
-            headers={k.lower(): v for k, v in self.headers.items()},
+            headers=self.lk_headers,
             body=body,
             handler=self,
             segments=[s for s in parts.path.split("/") if s],
@@ -190,18 +276,15 @@ def send_json(
     content_type: str = "application/json",
 ) -> None:
     data = json.dumps(body, separators=(",", ":")).encode()
-    h = req.handler
-    h.send_response(code)
-    h.send_header("Content-Type", content_type)
-    h.send_header("Content-Length", str(len(data)))
-    h.send_header("Cache-Control", "no-cache, private")
-    for key, value in (headers or {}).items():
-        h.send_header(key, value)
-    for text in warnings:
-        h.send_header("Warning", '299 - "' + text.replace('"', '\\"') + '"')
-    h.end_headers()
-    if req.method != "HEAD":
-        h.wfile.write(data)
+    head = [("Content-Type", content_type), ("Content-Length", str(len(data)))]
+    head.append(("Cache-Control", "no-cache, private"))
+    head += (headers or {}).items()
+    head += _warning_headers(warnings)
+    req.handler.respond(code, head, None if req.method == "HEAD" else data)
+
+
+def _warning_headers(warnings: Iterable[str]) -> list[tuple[str, str]]:
+    return [("Warning", '299 - "' + text.replace('"', '\\"') + '"') for text in warnings]
 
 
 def send_error(req: Request, exc: ApiError) -> None:
@@ -210,12 +293,8 @@ def send_error(req: Request, exc: ApiError) -> None:
 
 def send_text(req: Request, code: int, text: str) -> None:
     data = text.encode()
-    h = req.handler
-    h.send_response(code)
-    h.send_header("Content-Type", "text/plain; charset=utf-8")
-    h.send_header("Content-Length", str(len(data)))
-    h.end_headers()
-    h.wfile.write(data)
+    head = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+    req.handler.respond(code, head, data)
 
 
 class Chunked:
@@ -223,13 +302,9 @@ class Chunked:
 
     def __init__(self, req: Request, content_type: str, warnings: Iterable[str] = ()) -> None:
         self.h = req.handler
-        self.h.send_response(200)
-        self.h.send_header("Content-Type", content_type)
-        self.h.send_header("Transfer-Encoding", "chunked")
-        self.h.send_header("Cache-Control", "no-cache, private")
-        for text in warnings:
-            self.h.send_header("Warning", '299 - "' + text.replace('"', '\\"') + '"')
-        self.h.end_headers()
+        head = [("Content-Type", content_type), ("Transfer-Encoding", "chunked")]
+        head.append(("Cache-Control", "no-cache, private"))
+        self.h.respond(200, head + _warning_headers(warnings), None)
         self.h.wfile.flush()
 
     def write(self, data: bytes) -> None:
