@@ -105,13 +105,13 @@ class KubeApi(Api):
     def _patched(doc: Obj, body: Any, ptype: str, kind: str) -> Obj:
         from localkube import patch as p
 
-        try:
+        try:  # the patch functions copy `doc` themselves and never mutate it: no clone needed here
             if ptype == "json":
-                out = p.json_patch(clone(doc), body)
+                out = p.json_patch(doc, body)
             elif ptype == "merge":
-                out = p.merge_patch(clone(doc), body)
+                out = p.merge_patch(doc, body)
             else:
-                out = p.strategic_merge_patch(clone(doc), body, kind)
+                out = p.strategic_merge_patch(doc, body, kind)
         except p.PatchError as exc:
             reason = "Invalid" if exc.code == 422 else "BadRequest"
             raise ApiError(exc.code, str(exc), reason=reason) from None
