@@ -74,6 +74,7 @@ class Informer:
         on_change: ChangeHandler | None = None,
         transform: Callable[[Obj], Obj] = strip_managed_fields,
         watch_timeout: int = 30,
+        page_size: int = 500,
     ) -> None:
         self._client = client
         self.path = path
@@ -81,6 +82,7 @@ class Informer:
         self._handlers: list[ChangeHandler] = [on_change] if on_change else []
         self._transform = transform
         self._watch_timeout = watch_timeout
+        self._page_size = page_size
         self._lock = threading.RLock()
         self._store: dict[str, Obj] = {}
         self._by_cluster: dict[tuple[str, str], set[str]] = {}
@@ -167,10 +169,23 @@ class Informer:
     def _params(self) -> dict[str, str]:
         return {"labelSelector": self._selector} if self._selector else {}
 
+    def _list_pages(self) -> tuple[dict[str, Obj], str]:
+        """List in pages of `page_size`, transforming each page at once: a relist of thousands of Pods
+        never holds more than one page of full objects in memory."""
+        params: dict[str, str] = {**self._params(), "limit": str(self._page_size)}
+        fresh: dict[str, Obj] = {}
+        while True:
+            page = self._client.list(self.path, params)
+            for obj in page.get("items") or []:
+                fresh[obj_key(obj)] = self._transform(obj)
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                return fresh, str(meta.get("resourceVersion", ""))
+            params["continue"] = str(meta["continue"])
+
     def relist(self) -> None:
         """List everything, replace the cache and report the differences as changes."""
-        items, rv = self._client.list_all(self.path, params=self._params())
-        fresh = {obj_key(o): self._transform(o) for o in items}
+        fresh, rv = self._list_pages()
         with self._lock:
             gone = [o for k, o in self._store.items() if k not in fresh]
         for obj in gone:
