@@ -23,6 +23,7 @@ from localkube.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)  # bodies are JSON trees
 _date_cache: list[tuple[int, str]] = [(0, "")]
 
 
@@ -275,7 +276,7 @@ def send_json(
     warnings: Iterable[str] = (),
     content_type: str = "application/json",
 ) -> None:
-    data = json.dumps(body, separators=(",", ":")).encode()
+    data = _ENCODER.encode(body).encode()
     head = [("Content-Type", content_type), ("Content-Length", str(len(data)))]
     head.append(("Cache-Control", "no-cache, private"))
     head += (headers or {}).items()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,12 +19,26 @@ Obj = dict[str, Any]
 GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+_rfc3339_cache: list[tuple[int, str]] = [(-(2**62), "")]
+
+
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`ts` as RFC 3339 UTC with second precision; the last second's text is reused (every write
+    formats one or two timestamps, and strftime is slow)."""
+    sec = int(ts // 1)
+    cached = _rfc3339_cache[0]
+    if cached[0] != sec:
+        cached = _rfc3339_cache[0] = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return cached[1]
 
 
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID as text, without the cost of building a `uuid.UUID`."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def generated_name(prefix: str, rng: random.Random) -> str:

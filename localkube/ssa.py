@@ -8,11 +8,12 @@ Pure functions. List semantics come from the built-in merge-key table shared wit
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from localkube.meta import rfc3339
 from localkube.patch import list_strategy
 
 __all__ = [
@@ -278,7 +279,7 @@ def _copy(value: Any) -> Any:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time())
 
 
 def _entry(manager: str, operation: str, api_version: str, paths: set[Path], now: str,
