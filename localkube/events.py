@@ -20,26 +20,24 @@ RENAMES = (
 SAME = ("metadata", "eventTime", "series", "related", "action", "reason", "type", "reportingInstance")
 
 
-def to_core(view: Obj) -> Obj:
-    core: Obj = {"apiVersion": "v1", "kind": "Event"}
+def _translate(src: Obj, api_version: str, renames: tuple[tuple[str, str], ...]) -> Obj:
+    """Copy the shared fields of an Event and each ``(target, source)`` renamed field into a new object."""
+    out: Obj = {"apiVersion": api_version, "kind": "Event"}
     for key in SAME:
-        if key in view:
-            core[key] = view[key]
-    for new, old in RENAMES:
-        if new in view:
-            core[old] = view[new]
-    return core
+        if key in src:
+            out[key] = src[key]
+    for target, source in renames:
+        if source in src:
+            out[target] = src[source]
+    return out
+
+
+def to_core(view: Obj) -> Obj:
+    return _translate(view, "v1", tuple((old, new) for new, old in RENAMES))
 
 
 def from_core(core: Obj) -> Obj:
-    view: Obj = {"apiVersion": "events.k8s.io/v1", "kind": "Event"}
-    for key in SAME:
-        if key in core:
-            view[key] = core[key]
-    for new, old in RENAMES:
-        if old in core:
-            view[new] = core[old]
-    return view
+    return _translate(core, "events.k8s.io/v1", RENAMES)
 
 
 def check_view_create(view: Obj) -> None:

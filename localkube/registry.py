@@ -70,6 +70,21 @@ def _rt(group: str, version: str, plural: str, kind: str, **kw: Any) -> Resource
     return ResourceType(group=group, version=version, plural=plural, kind=kind, **kw)
 
 
+def _apps_workload(plural: str, kind: str, short_name: str) -> ResourceType:
+    """An ``apps/v1`` workload: in category ``all``, with status, generation and a scale subresource."""
+    return _rt(
+        "apps",
+        "v1",
+        plural,
+        kind,
+        short_names=(short_name,),
+        categories=("all",),
+        status=True,
+        generation=True,
+        scale=ScaleSpec(),
+    )
+
+
 BUILTINS: tuple[ResourceType, ...] = (
     _rt(
         "",
@@ -110,39 +125,9 @@ BUILTINS: tuple[ResourceType, ...] = (
     _rt("", "v1", "events", "Event", short_names=("ev",)),
     _rt("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     _rt("batch", "v1", "jobs", "Job", categories=("all",), status=True, generation=True),
-    _rt(
-        "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        short_names=("deploy",),
-        categories=("all",),
-        status=True,
-        generation=True,
-        scale=ScaleSpec(),
-    ),
-    _rt(
-        "apps",
-        "v1",
-        "replicasets",
-        "ReplicaSet",
-        short_names=("rs",),
-        categories=("all",),
-        status=True,
-        generation=True,
-        scale=ScaleSpec(),
-    ),
-    _rt(
-        "apps",
-        "v1",
-        "statefulsets",
-        "StatefulSet",
-        short_names=("sts",),
-        categories=("all",),
-        status=True,
-        generation=True,
-        scale=ScaleSpec(),
-    ),
+    _apps_workload("deployments", "Deployment", "deploy"),
+    _apps_workload("replicasets", "ReplicaSet", "rs"),
+    _apps_workload("statefulsets", "StatefulSet", "sts"),
     _rt("coordination.k8s.io", "v1", "leases", "Lease"),
     _rt("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     _rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),

@@ -6,8 +6,7 @@ import json
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,9 @@ import pytest
 
 from localkube.cluster import LocalKube
 from localkube.testing import running
+from tests.support.kube import wait_for
+
+__all__ = ["WIDGET_CRD", "Kubectl", "create_widget_crd", "wait_for", "widget"]
 
 WIDGET_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -67,34 +69,24 @@ WIDGET_CRD: dict[str, Any] = {
 }
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns a truthy value (returned) or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
 @dataclass
 class Kubectl:
     kubeconfig: Path
     home: Path
 
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "HOME": str(self.home), "KUBECONFIG": str(self.kubeconfig)}
+
     def run(
         self, *args: str, stdin: str | None = None, timeout: float = 60, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "HOME": str(self.home), "KUBECONFIG": str(self.kubeconfig)}
         proc = subprocess.run(
             ["kubectl", "--kubeconfig", str(self.kubeconfig), "--request-timeout=30s", *args],
             input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=env,
+            env=self._env(),
             check=False,
         )
         if check and proc.returncode != 0:
@@ -102,13 +94,12 @@ class Kubectl:
         return proc
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        env = {**os.environ, "HOME": str(self.home), "KUBECONFIG": str(self.kubeconfig)}
         return subprocess.Popen(
             ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env=self._env(),
         )
 
     def json(self, *args: str) -> Any:

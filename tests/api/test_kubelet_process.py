@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localkube.cluster import LocalKube
 from localkube.testing import running
+from tests.support import kube
 
 pytestmark = [pytest.mark.api, pytest.mark.skipif(os.geteuid() != 0, reason="process mode tests run as root")]
 PY = sys.executable
@@ -37,14 +38,7 @@ def core(lk: LocalKube) -> client.CoreV1Api:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
+    return kube.wait_for(check, timeout, what, interval=0.1)
 
 
 def container(name: str, script: str, **extra: Any) -> dict[str, Any]:

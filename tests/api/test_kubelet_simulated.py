@@ -4,7 +4,6 @@ restarts, graceful deletion and finalizers."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localkube.cluster import LocalKube
 from localkube.testing import running
+from tests.support import kube
 
 pytestmark = pytest.mark.api
 
@@ -30,14 +30,7 @@ def core(lk: LocalKube) -> client.CoreV1Api:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
+    return kube.wait_for(check, timeout, what, interval=0.1)
 
 
 def pod(name: str, annotations: dict[str, str] | None = None, policy: str = "Always") -> dict[str, Any]:
