@@ -15,7 +15,7 @@ from typing import Any
 from localkube import cel
 from localkube.schema_errors import FieldError, field_error_cause, format_error, format_invalid
 from localkube.schema_errors import join_path as _join
-from localkube.schema_validate import format_ok, validate
+from localkube.schema_validate import _EMBEDDED, _INT_OR_STRING, Schema, format_ok, validate
 
 __all__ = [
     "FieldError",
@@ -29,10 +29,7 @@ __all__ = [
     "validate",
 ]
 
-Schema = dict[str, Any]
 _PRESERVE = "x-kubernetes-preserve-unknown-fields"
-_EMBEDDED = "x-kubernetes-embedded-resource"
-_INT_OR_STRING = "x-kubernetes-int-or-string"
 _OBJECT_META = frozenset({
     "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
     "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
