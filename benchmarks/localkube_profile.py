@@ -1,7 +1,8 @@
 """Measure (and optionally profile) the server CPU cost of localkube's HTTP write path.
 
 Usage: ``python benchmarks/localkube_profile.py [--writes 2000] [--workers 4] [--rounds 1] [--persist]
-[--pyspy OUT.txt]``. Starts ``python -m localkube serve --http --no-controllers`` (no kubelet), creates
+[--pyspy OUT.txt] [--watchers N]``. Starts ``python -m localkube serve --http --no-controllers`` (no
+kubelet), optionally opens ``--watchers`` watches on the ConfigMaps, creates
 ``--writes`` ConfigMaps and merge-patches each once from ``--workers`` client processes (the same load as
 ``localkube_throughput.py``), and prints the server's CPU milliseconds per create/update (psutil
 ``cpu_times`` delta, independent of how busy the machine is), the wall-clock rates and the load average.
@@ -17,6 +18,7 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,14 @@ def one_round(server: Any, pool: Any, workers: int, writes: int, prefix: str) ->
     return out
 
 
+def _watch(url: str, stop: threading.Event) -> None:
+    path = f"{url}/api/v1/namespaces/{tp.NS}/configmaps?watch=1"
+    with requests.get(path, stream=True, timeout=600) as resp:
+        for _ in resp.iter_lines():
+            if stop.is_set():
+                return
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--writes", type=int, default=2000)
@@ -52,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--persist", action="store_true")
     ap.add_argument("--pyspy", type=Path, default=None)
+    ap.add_argument("--watchers", type=int, default=0, help="open watches on the ConfigMaps during the load")
     args = ap.parse_args(argv)
     ctx = mp.get_context("spawn")
     with tp.start_server(args.persist, kubelet=False) as server, ctx.Pool(args.workers) as pool:
         ns = {"metadata": {"name": tp.NS}}
         requests.post(f"{server.url}/api/v1/namespaces", json=ns, timeout=30).raise_for_status()
+        stop = threading.Event()
+        for _ in range(args.watchers):
+            threading.Thread(target=_watch, args=(server.url, stop), daemon=True).start()
         spy = None
         if args.pyspy is not None:
             cmd = ["py-spy", "record", "-p", str(server.pid), "-f", "raw", "-o", str(args.pyspy), "-r", "200"]
@@ -64,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.rounds):
             res = one_round(server, pool, args.workers, args.writes, f"cm{r}")
             print(" ".join(f"{k}={v:.2f}" for k, v in res.items()), flush=True)
+        stop.set()
         if spy is not None:
             spy.send_signal(2)
             spy.wait(timeout=60)

@@ -276,7 +276,7 @@ def send_json(
     warnings: Iterable[str] = (),
     content_type: str = "application/json",
 ) -> None:
-    data = _ENCODER.encode(body).encode()
+    data = encode_json(body)
     head = [("Content-Type", content_type), ("Content-Length", str(len(data)))]
     head.append(("Cache-Control", "no-cache, private"))
     head += (headers or {}).items()
@@ -286,6 +286,11 @@ def send_json(
 
 def _warning_headers(warnings: Iterable[str]) -> list[tuple[str, str]]:
     return [("Warning", '299 - "' + text.replace('"', '\\"') + '"') for text in warnings]
+
+
+def encode_json(body: Any) -> bytes:
+    """Compact JSON (the wire format of every response and watch line)."""
+    return _ENCODER.encode(body).encode()
 
 
 def send_error(req: Request, exc: ApiError) -> None:

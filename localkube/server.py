@@ -7,6 +7,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,7 +15,7 @@ from localkube import discovery as disc
 from localkube import events
 from localkube.errors import ApiError, bad_request, conflict, unsupported_patch
 from localkube.faults import Faults
-from localkube.httpio import Chunked, Request, send_error, send_json, send_text
+from localkube.httpio import Chunked, Request, encode_json, send_error, send_json, send_text
 from localkube.options import DeleteOptions, ListOptions, WriteOptions
 from localkube.registry import ResourceType
 from localkube.watch import WatchStream
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 NOT_FOUND = "the server could not find the requested resource"
 HEALTH = {"healthz", "livez", "readyz"}
 PUBLIC = {"healthz", "livez", "readyz", "version"}  # like system:public-info-viewer
+
+
+def _json_line(event: dict[str, Any]) -> bytes:
+    return encode_json(event) + b"\n"
 
 
 class Route:
@@ -389,25 +394,29 @@ class ApiServer:
         table = self._wants_table(req)
         out = Chunked(req, "application/json")
         try:
-            for item in stream:
-                event = item
-                if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    event = {"type": event["type"], "object": self._present(r, event["object"])}
-                if table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    obj = event["object"]
-                    event = {
-                        "type": event["type"],
-                        "object": self._table(
-                            r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}
-                        ),
-                    }
-                out.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+            if table or r.view is not None:
+                for line in self._watch_lines(r, stream, table):
+                    out.write(line)
+            else:  # plain JSON: each event is encoded once for all watchers
+                for line in stream.lines(_json_line):
+                    out.write(line)
             out.close()
         except OSError:
             log.debug("watch client went away: %s", req.path)
         except Exception:  # headers are sent: a Status can no longer be answered, end the stream instead
             log.exception("watch on %s failed", req.path)
         req.handler.close_connection = True
+
+    def _watch_lines(self, r: Route, stream: WatchStream, table: bool) -> Iterator[bytes]:
+        """Watch events through a view (events.k8s.io) and/or as Table rows (kubectl get -w)."""
+        for event in stream:
+            if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
+                yield _json_line(event)
+                continue
+            obj = self._present(r, event["object"])
+            if table:
+                obj = self._table(r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
+            yield _json_line({"type": event["type"], "object": obj})
 
     def _logs(self, req: Request, r: Route) -> None:
         assert r.name is not None

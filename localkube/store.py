@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Obj = dict[str, Any]
@@ -30,6 +30,8 @@ class Event:
     type: str  # ADDED | MODIFIED | DELETED
     obj: Obj
     old: Obj | None
+    # encoded watch lines keyed by (type, apiVersion, kind), shared by every watcher of the event
+    encoded: dict[tuple[str, str, str], bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Persister(Protocol):

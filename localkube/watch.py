@@ -101,26 +101,54 @@ class WatchStream:
                 return None
             return [], rv
 
-    def translate(self, ev: Event) -> dict[str, Any] | None:
+    def _seen_as(self, ev: Event) -> str | None:
+        """The event type under which this watch sends `ev.obj` itself (None: not sent, or only as the
+        DELETED of `ev.old` when the object left the selector)."""
         if ev.skey != self.rt.storage_key:
             return None
         if self.ns is not None and ev.obj.get("metadata", {}).get("namespace", "") != self.ns:
             return None
-        now = self.match(ev.obj)
-        if ev.type == "ADDED":
-            return {"type": "ADDED", "object": self._obj(ev.obj)} if now else None
-        if ev.type == "DELETED":
-            return {"type": "DELETED", "object": self._obj(ev.obj)} if now else None
-        before = ev.old is not None and self.match(ev.old)
-        if now:
-            return {"type": "MODIFIED" if before else "ADDED", "object": self._obj(ev.obj)}
-        if before and ev.old is not None:
-            gone = self._obj(ev.old)
-            gone["metadata"] = {**ev.old.get("metadata", {}), "resourceVersion": str(ev.rv)}
-            return {"type": "DELETED", "object": gone}
-        return None
+        if not self.match(ev.obj):
+            return None
+        if ev.type in ("ADDED", "DELETED"):
+            return ev.type
+        return "MODIFIED" if ev.old is not None and self.match(ev.old) else "ADDED"
+
+    def _left(self, ev: Event) -> dict[str, Any] | None:
+        """A DELETED event when a modification moved the object out of this watch's selector."""
+        if ev.type != "MODIFIED" or ev.old is None or ev.skey != self.rt.storage_key:
+            return None
+        if self.ns is not None and ev.obj.get("metadata", {}).get("namespace", "") != self.ns:
+            return None
+        if self.match(ev.obj) or not self.match(ev.old):
+            return None
+        gone = self._obj(ev.old)
+        gone["metadata"] = {**ev.old.get("metadata", {}), "resourceVersion": str(ev.rv)}
+        return {"type": "DELETED", "object": gone}
+
+    def translate(self, ev: Event) -> dict[str, Any] | None:
+        kind = self._seen_as(ev)
+        return {"type": kind, "object": self._obj(ev.obj)} if kind is not None else self._left(ev)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item in self._items():
+            yield {"type": item[0], "object": self._obj(item[1].obj)} if isinstance(item, tuple) else item
+
+    def lines(self, encode: Callable[[dict[str, Any]], bytes]) -> Iterator[bytes]:
+        """The events encoded by `encode`. An event every watch of this type sees as the stored object
+        is encoded once and shared by all of them (kept with the event in the store history)."""
+        for item in self._items():
+            if not isinstance(item, tuple):
+                yield encode(item)
+                continue
+            key = (item[0], self.rt.api_version, self.rt.kind)
+            data = item[1].encoded.get(key)
+            if data is None:
+                data = item[1].encoded[key] = encode({"type": item[0], "object": self._obj(item[1].obj)})
+            yield data
+
+    def _items(self) -> Iterator[tuple[str, Event] | dict[str, Any]]:
+        """Watch events: a dict, or (type, event) when the event's own object is sent."""
         start = self._start()
         store = self.api.store
         if start is None:
@@ -139,7 +167,8 @@ class WatchStream:
                 return
             for ev in events:
                 last = ev.rv
-                out = self.translate(ev)
+                kind = self._seen_as(ev)
+                out = (kind, ev) if kind is not None else self._left(ev)
                 if out is not None:
                     yield out
             if self.opts.allow_bookmarks and now >= next_bookmark:
