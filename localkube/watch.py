@@ -132,23 +132,35 @@ class WatchStream:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for item in self._items():
-            yield {"type": item[0], "object": self._obj(item[1].obj)} if isinstance(item, tuple) else item
+            if isinstance(item, tuple):
+                yield {"type": item[0], "object": self._obj(item[1].obj)}
+            elif item is not None:
+                yield item
 
     def lines(self, encode: Callable[[dict[str, Any]], bytes]) -> Iterator[bytes]:
-        """The events encoded by `encode`. An event every watch of this type sees as the stored object
-        is encoded once and shared by all of them (kept with the event in the store history)."""
+        """The events encoded by `encode`, joined per batch (what is ready before the stream waits), so a
+        burst of writes costs one socket write. An event every watch of this type sees as the stored
+        object is encoded once and shared by all of them (kept with the event in the store history)."""
+        batch: list[bytes] = []
         for item in self._items():
-            if not isinstance(item, tuple):
-                yield encode(item)
-                continue
-            key = (item[0], self.rt.api_version, self.rt.kind)
-            data = item[1].encoded.get(key)
-            if data is None:
-                data = item[1].encoded[key] = encode({"type": item[0], "object": self._obj(item[1].obj)})
-            yield data
+            if item is None:
+                if batch:
+                    yield b"".join(batch)
+                    batch.clear()
+            elif not isinstance(item, tuple):
+                batch.append(encode(item))
+            else:
+                key = (item[0], self.rt.api_version, self.rt.kind)
+                data = item[1].encoded.get(key)
+                if data is None:
+                    data = item[1].encoded[key] = encode({"type": item[0], "object": self._obj(item[1].obj)})
+                batch.append(data)
+        if batch:
+            yield b"".join(batch)
 
-    def _items(self) -> Iterator[tuple[str, Event] | dict[str, Any]]:
-        """Watch events: a dict, or (type, event) when the event's own object is sent."""
+    def _items(self) -> Iterator[tuple[str, Event] | dict[str, Any] | None]:
+        """Watch events: a dict, or (type, event) when the event's own object is sent; None before the
+        stream waits (a batch ends)."""
         start = self._start()
         store = self.api.store
         if start is None:
@@ -156,8 +168,11 @@ class WatchStream:
             return
         first, last = start
         yield from first
+        yield None
         next_bookmark = time.monotonic() + self.bookmark_interval
-        while not store.closed and self.alive():
+        events: list[Event] | None = []
+        # a gone client is noticed by alive() while idle, and by the failing write while events flow
+        while not store.closed and (events or self.alive()):
             now = time.monotonic()
             if now >= self.deadline:
                 return
@@ -174,6 +189,7 @@ class WatchStream:
             if self.opts.allow_bookmarks and now >= next_bookmark:
                 yield self._bookmark(last)
                 next_bookmark = now + self.bookmark_interval
+            yield None
             if not events:
                 store.wait(last, max(0.01, min(1.0, self.deadline - now, next_bookmark - now)))
 
