@@ -23,7 +23,7 @@ from localkube.kubelet.node import (
 )
 from localkube.kubelet.runtime import Runtime, path_of, pod_key
 from localkube.kubelet.settings import KubeletSettings, build_settings
-from rayside.kubeclient import AlreadyExists, Conflict, Gone, KubeClient, KubeError, NotFound
+from rayside.kubeclient import AlreadyExists, Gone, KubeClient, KubeError, NotFound
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -232,6 +232,8 @@ class Kubelet:
         self._binder.submit(self._bind, pod)
 
     def _bind(self, pod: JSON) -> None:
+        """Bind one pod; like kube-scheduler's backoff queue, a failed binding is retried (0.2 s doubling to
+        5 s) for as long as the pod exists, is unbound and the kubelet runs."""
         meta = pod.get("metadata") or {}
         binding = {
             "apiVersion": "v1",
@@ -239,13 +241,30 @@ class Kubelet:
             "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
         }
+        delay = 0.2
         try:
-            self.client.create(path_of(pod, "binding"), binding)
-            log.debug("bound pod %s to node %s", pod_key(pod), self.node_name)
-        except (Conflict, NotFound) as exc:
-            log.debug("binding pod %s skipped: %s", pod_key(pod), exc)
-        except KubeError as exc:
-            log.warning("binding pod %s failed: %s", pod_key(pod), exc)
+            while not self._stop.is_set():
+                try:
+                    self.client.create(path_of(pod, "binding"), binding)
+                    log.debug("bound pod %s to node %s", pod_key(pod), self.node_name)
+                    return
+                except NotFound:
+                    return
+                except KubeError as exc:
+                    log.debug("binding pod %s failed (retrying in %.1fs): %s", pod_key(pod), delay, exc)
+                if self._stop.wait(delay) or not self._still_unbound(pod):
+                    return
+                delay = min(delay * 2, 5.0)
         finally:
             with self._binding_lock:
                 self._binding.discard(pod_key(pod))
+
+    def _still_unbound(self, pod: JSON) -> bool:
+        try:
+            current = self.client.get(path_of(pod))
+        except NotFound:
+            return False
+        except KubeError:
+            return True  # cannot tell: try the binding again
+        spec, meta = current.get("spec") or {}, current.get("metadata") or {}
+        return not spec.get("nodeName") and not meta.get("deletionTimestamp")

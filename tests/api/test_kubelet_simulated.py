@@ -164,3 +164,25 @@ def test_unknown_option_is_a_clear_error() -> None:
 
     with running() as lk, pytest.raises(SettingsError, match="'bogus' is unknown"):
         Kubelet(lk.kube_client(), mode="simulated", state_dir=lk.state_dir, bogus=1)
+
+
+def test_failed_bindings_are_retried_until_the_pod_is_bound() -> None:
+    """Like kube-scheduler's backoff queue: an injected 500 on pods/binding must not leave a pod Pending."""
+    with running(kubelet="simulated", kubelet_options={"ready_delay": 0.1}) as own:
+        api = client.CoreV1Api(own.api_client())
+        own.faults.set(error_rates={"create": {500: 0.6}}, seed=3)
+        names = [f"flaky-{i}" for i in range(8)]
+        injected = 0
+        for name in names:
+            for _attempt in range(50):  # the test's own creates see the injected 500s too
+                try:
+                    api.create_namespaced_pod("default", pod(name))
+                    break
+                except ApiException as exc:
+                    if exc.status == 409:  # an earlier attempt did land
+                        break
+                    assert exc.status == 500
+                    injected += 1
+        assert injected > 0, "the fault injection must really be failing creates"
+        for name in names:
+            wait_for(lambda n=name: phase_of(api, n) == "Running", what=f"{name} Running")  # type: ignore[misc]
