@@ -291,12 +291,9 @@ def test_faults_watch_drops_and_410_converge_without_orphans(lk: LocalKube, api:
         time.sleep(1.5)
         pods = api.pods()
         assert len(pods) == 3
-        running = sum(
-            1
-            for p in pods
-            if p.status.phase == "Running" and p.metadata.labels["ray.io/node-type"] == "worker"
-        )
-        wait_for(lambda: api.get()["status"].get("availableWorkerReplicas") == running, what="status counts")
+        # every pod gets bound and runs (the kubelet retries failed bindings) and the status says so
+        wait_for(lambda: api.ready(workers=2), timeout=90, what="ready after the faults")
+        assert api.get()["status"].get("availableWorkerReplicas") == 2
         assert all(p.metadata.owner_references[0].name == "rc" for p in pods)
         hits = op.operator.reconciler.failed_actions + op.operator.manager.controllers[0].errors
         assert hits > 0  # the faults really hit the operator
