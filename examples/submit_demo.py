@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -34,34 +33,17 @@ def rayside_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "rayside.cli"]
 
 
-def wait_settled(head: RayHead, timeout: float = 180) -> None:
-    """`ray start` can still fail after its dashboard answers; wait until it says it is blocking."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "will now block forever" in head.log_path.read_text(errors="replace"):
-            return
-        if head.proc is not None and head.proc.poll() is not None:
-            raise RuntimeError(f"ray start failed:\n{head.log_path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.5)
-    raise TimeoutError("ray start did not settle")
-
-
-def start_head(attempts: int = 3) -> RayHead:
-    """A settled head; on a busy machine `ray start` sometimes times out, so try a few times."""
-    for attempt in range(1, attempts + 1):
-        head = new_head()
-        print(f"demo: starting a token-auth Ray head (temp dir {head.temp_dir}) ...", flush=True)
-        try:
-            head.start(num_cpus=1)
-            wait_settled(head)
-            return head
-        except (RuntimeError, TimeoutError) as exc:
-            print(
-                f"demo: head start attempt {attempt} failed: {str(exc).strip().splitlines()[-1]}", flush=True
-            )
-            head.stop()
-            shutil.rmtree(head.temp_dir.parent, ignore_errors=True)
-    raise SystemExit("demo: could not start a Ray head")
+def start_head() -> RayHead:
+    """A running head; `RayHead.start` retries on fresh ports if `ray start` dies on a busy machine."""
+    head = new_head()
+    print(f"demo: starting a token-auth Ray head (temp dir {head.temp_dir}) ...", flush=True)
+    try:
+        head.start(num_cpus=1)
+    except (RuntimeError, TimeoutError) as exc:
+        head.stop()
+        shutil.rmtree(head.temp_dir.parent, ignore_errors=True)
+        raise SystemExit(f"demo: could not start a Ray head: {str(exc).strip().splitlines()[-1]}") from exc
+    return head
 
 
 def main() -> int:

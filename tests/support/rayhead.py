@@ -129,12 +129,13 @@ class RayHead:
             )
 
     def wait_ready(self, timeout: float = 120) -> None:
-        """Wait until `ray start` reports the runtime started and the dashboard answers with the token."""
+        """Wait until `ray start --block` says it is blocking (printed after the runtime started, so after the
+        raylet registered) and the dashboard answers with the token."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise HeadStartError(f"ray head exited during start-up; log:\n{self._log_tail()}")
-            if "Ray runtime started" in self.log_path.read_text(errors="replace"):
+            if "will now block forever" in self.log_path.read_text(errors="replace"):
                 with contextlib.suppress(requests.RequestException):
                     r = requests.get(f"{self.url}/api/version", headers=self.headers(), timeout=2)
                     if r.status_code == 200:
