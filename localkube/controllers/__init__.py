@@ -74,7 +74,7 @@ class Controllers:
         self.lock = threading.Lock()
         self.informers: dict[Resource, Informer] = {}
         self.kinds: dict[tuple[str, str], Resource] = {}
-        self.gc = GarbageCollector(client, self._enqueue, self._resource_for)
+        self.gc = GarbageCollector(client, self._enqueue, self._resource_for, self._resources)
         self.namespaces = NamespaceController(
             client, self._enqueue, self._resources, self._namespace, self._has_sa
         )

@@ -101,10 +101,12 @@ class GarbageCollector:
         client: KubeClient,
         enqueue: Callable[[Hashable, float], None],
         resource_for: Callable[[str, str], Resource | None],
+        resources: Callable[[], list[Resource]] = list,
     ) -> None:
         self.client = client
         self.enqueue = enqueue
         self.resource_for = resource_for  # (apiVersion, kind) -> Resource
+        self.resources = resources  # every watched resource
         self.lock = threading.Lock()
         self.by_uid: dict[str, tuple[Resource, Obj]] = {}
         self.dependents: dict[str, set[str]] = {}  # owner uid -> dependent uids
@@ -191,26 +193,59 @@ class GarbageCollector:
         meta = dep["metadata"]
         if plan.delete_policy:
             log.debug("gc: deleting %s %s (%s)", res.plural, obj_key(dep), plan.delete_policy)
-            body = {"propagationPolicy": plan.delete_policy, "preconditions": {"uid": meta["uid"]}}
-            self._quiet(lambda: self.client.delete(res.path(meta.get("namespace"), meta["name"]), body=body))
+            # The resourceVersion precondition makes a decision taken on a stale cached copy fail with 409
+            # (e.g. the ownerReference was just stripped by an orphaning owner) instead of deleting.
+            pre = {"uid": meta["uid"], "resourceVersion": meta.get("resourceVersion")}
+            body = {"propagationPolicy": plan.delete_policy, "preconditions": pre}
+            path = res.path(meta.get("namespace"), meta["name"])
+            if not self._quiet(lambda: self.client.delete(path, body=body)):
+                self.enqueue(("gc", meta["uid"]), 0.5)
         elif plan.remove_owner_uids:
             self._remove_refs(res, dep, set(plan.remove_owner_uids))
 
     def _act_owner(self, res: Resource, owner: Obj, deps: list[tuple[Resource, Obj]]) -> None:
+        if ORPHAN_FINALIZER in (owner["metadata"].get("finalizers") or []):
+            # Each resource has its own watch, so a dependent created just before its owner was deleted may
+            # not be in the caches yet; releasing `orphan` without it would let it be collected as dangling.
+            deps = self._live_dependents(owner, deps)
         plan = plan_owner(owner, [d for _r, d in deps])
         owner_uid = owner["metadata"]["uid"]
         by_uid = {d["metadata"]["uid"]: r for r, d in deps}
-        for dep in plan.strip_from:
-            self._remove_refs(by_uid[dep["metadata"]["uid"]], dep, {owner_uid})
+        stripped = all(
+            [self._remove_refs(by_uid[dep["metadata"]["uid"]], dep, {owner_uid}) for dep in plan.strip_from]
+        )
         for dep in plan.delete_dependents:
             self.enqueue(("gc", dep["metadata"]["uid"]), 0.0)
+        if not stripped:  # the owner keeps `orphan` until every dependent is really released
+            self.enqueue(("gc", owner_uid), 0.5)
+            return
         if plan.remove_finalizer:
             log.debug(
                 "gc: removing finalizer %s from %s %s", plan.remove_finalizer, res.plural, obj_key(owner)
             )
             self.remove_finalizer(self.client, res, owner, plan.remove_finalizer)
 
-    def _remove_refs(self, res: Resource, dep: Obj, uids: set[str]) -> None:
+    def _live_dependents(self, owner: Obj, cached: list[tuple[Resource, Obj]]) -> list[tuple[Resource, Obj]]:
+        """The cached dependents plus any the server lists that the caches have not delivered yet."""
+        uid = owner["metadata"]["uid"]
+        ns = owner["metadata"].get("namespace")
+        found = {d["metadata"]["uid"]: (r, d) for r, d in cached}
+        for res in self.resources():
+            if ns and not res.namespaced:
+                continue  # a namespaced owner cannot own cluster-scoped objects
+            try:
+                items, _rv = self.client.list_all(res.path(ns))
+            except KubeError as exc:
+                log.debug("gc: listing %s for dependents failed: %s", res.plural, exc)
+                continue
+            for item in items:
+                refs = (item.get("metadata") or {}).get("ownerReferences") or []
+                if any(r.get("uid") == uid for r in refs):
+                    found.setdefault(item["metadata"]["uid"], (res, item))
+        return list(found.values())
+
+    def _remove_refs(self, res: Resource, dep: Obj, uids: set[str]) -> bool:
+        """Strip the given owners' references from a dependent; False (and requeued) when that failed."""
         meta = dep["metadata"]
         refs = meta.get("ownerReferences") or []
         ops: list[dict[str, Any]] = []
@@ -224,6 +259,8 @@ class GarbageCollector:
             path = res.path(meta.get("namespace"), meta["name"])
             if not self._quiet(lambda: self.client.patch(path, ops, patch_type="json")):
                 self.enqueue(("gc", meta["uid"]), 0.5)
+                return False
+        return True
 
     @staticmethod
     def remove_finalizer(client: KubeClient, res: Resource, obj: Obj, finalizer: str) -> bool:
