@@ -280,11 +280,7 @@ def plan_pods(
     """Pod work of one pass (suspend, head, each worker group), appended to `plan`."""
     plan.phase = suspend_phase(cluster, status, gates)
     if plan.phase is SuspendPhase.SUSPENDING:
-        plan.actions += [
-            Delete("Pod", name_of(p), labels_of(p).get(LABEL_GROUP), "FailedDeleteAllPods")
-            for p in pods
-            if not terminating(p)
-        ]
+        plan.actions += _delete_all(pods, None, "FailedDeleteAllPods")
         return
     if plan.phase is SuspendPhase.SUSPENDED:
         return
@@ -299,41 +295,57 @@ def plan_pods(
             by_group.setdefault(labels_of(pod).get(LABEL_GROUP, ""), []).append(pod)
     indexing = gates.enabled(RAY_MULTI_HOST_INDEXING)
     for group in cluster.spec.worker_group_specs or []:
-        name = group.group_name
-        if name in unsatisfied:
+        if group.group_name in unsatisfied:
             continue
-        group_pods = by_group.get(name, [])
-        if group.suspend:
-            plan.actions += [
-                Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod")
-                for p in group_pods
-                if not terminating(p)
-            ]
-            continue
-        if hosts(group) > 1 and indexing:
-            ok = _plan_multi_host(
-                cluster,
-                group,
-                group_pods,
-                make_pod=make_pod,
-                rand5=rand5,
-                random_delete=random_delete,
-                plan=plan,
-            )
-        else:
-            ok = _plan_group(
-                cluster,
-                group,
-                group_pods,
-                indexing=indexing,
-                random_delete=random_delete,
-                make_pod=make_pod,
-                plan=plan,
-            )
-        if not ok:
+        group_pods = by_group.get(group.group_name, [])
+        if not _plan_worker_group(cluster, group, group_pods, indexing, make_pod, rand5, random_delete, plan):
             return
     if not unsatisfied:
         _clear_workers_to_delete(cluster, by_group, plan)
+
+
+def _delete_all(pods: list[Obj], group: str | None, reason: str) -> list[Delete]:
+    """Delete every pod that is not already terminating (each labelled with its own group if none given)."""
+    return [
+        Delete("Pod", name_of(p), group or labels_of(p).get(LABEL_GROUP), reason)
+        for p in pods
+        if not terminating(p)
+    ]
+
+
+def _plan_worker_group(
+    cluster: RayCluster,
+    group: WorkerGroupSpec,
+    group_pods: list[Obj],
+    indexing: bool,
+    make_pod: PodFactory,
+    rand5: Callable[[], str],
+    random_delete: bool,
+    plan: Plan,
+) -> bool:
+    """One worker group: suspended, multi-host slices, or plain replicas. False stops the pass."""
+    if group.suspend:
+        plan.actions += _delete_all(group_pods, group.group_name, "FailedDeleteWorkerPod")
+        return True
+    if hosts(group) > 1 and indexing:
+        return _plan_multi_host(
+            cluster,
+            group,
+            group_pods,
+            make_pod=make_pod,
+            rand5=rand5,
+            random_delete=random_delete,
+            plan=plan,
+        )
+    return _plan_group(
+        cluster,
+        group,
+        group_pods,
+        indexing=indexing,
+        random_delete=random_delete,
+        make_pod=make_pod,
+        plan=plan,
+    )
 
 
 def plan_children(desired: list[Obj], existing: set[tuple[str, str]], plan: Plan) -> None:
