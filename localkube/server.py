@@ -401,11 +401,12 @@ class ApiServer:
                 for line in stream.lines(_json_line):
                     out.write(line)
             out.close()
+            return  # a cleanly terminated chunked body leaves the connection reusable (keep-alive)
         except OSError:
             log.debug("watch client went away: %s", req.path)
         except Exception:  # headers are sent: a Status can no longer be answered, end the stream instead
             log.exception("watch on %s failed", req.path)
-        req.handler.close_connection = True
+        req.handler.close_connection = True  # the body was cut short: the connection cannot be reused
 
     def _watch_lines(self, r: Route, stream: WatchStream, table: bool) -> Iterator[bytes]:
         """Watch events through a view (events.k8s.io) and/or as Table rows (kubectl get -w)."""
@@ -468,8 +469,9 @@ class ApiServer:
                         break
                     out.write(data)
                 out.close()
+                return  # cleanly terminated: the connection stays reusable (keep-alive)
             except OSError:
                 log.debug("log client went away: %s", req.path)
             except Exception:
                 log.exception("log stream of %s failed", req.path)
-        req.handler.close_connection = True
+        req.handler.close_connection = True  # the body was cut short: the connection cannot be reused
