@@ -21,6 +21,7 @@ from localkube.testing import running
 from ray_operator.cli import _client, get_token_main, install_crds
 from ray_operator.reconcilers.assembly import RayClusterOperator, build_operator
 from ray_operator.settings import load_settings
+from tests.support import kube
 
 pytestmark = pytest.mark.api
 NS = "default"
@@ -28,14 +29,7 @@ Obj = dict[str, Any]
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    return kube.wait_for(check, timeout, what, interval=0.1)
 
 
 class OperatorThread:
