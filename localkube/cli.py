@@ -1,6 +1,7 @@
 """`rayside localkube serve` / `python -m localkube`: run a LocalKube until SIGINT/SIGTERM.
 
-Exit codes: 0 clean shutdown, 2 usage error (bad flag value), 1 failed to start (e.g. port in use).
+Exit codes: 0 clean shutdown, 2 usage error (bad flag value), 1 failed to start (e.g. port in use, the
+kubelet process did not become ready).
 """
 
 from __future__ import annotations
@@ -29,6 +30,26 @@ def _parser() -> argparse.ArgumentParser:
         "--state-dir", type=Path, default=None, help="certificates and kubelet state (default: temp)"
     )
     p.add_argument("--kubelet", choices=["simulated", "process"], default=None, help="run a kubelet")
+    p.add_argument(
+        "--kubelet-process",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the kubelet as a child process (default; --no-kubelet-process: in the server's process)",
+    )
+    p.add_argument(
+        "--kubelet-ready-delay",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="simulated kubelet: seconds from seeing a pod to Running (default 0.5)",
+    )
+    p.add_argument(
+        "--watch-history",
+        type=int,
+        default=Settings.history,
+        metavar="N",
+        help=f"watch events kept for resuming watches (default {Settings.history})",
+    )
     p.add_argument(
         "--controllers",
         action=argparse.BooleanOptionalAction,
@@ -74,6 +95,13 @@ def main(argv: list[str]) -> int:
         if not token:
             print(f"localkube: --token-file {args.token_file}: the file is empty", file=sys.stderr)
             return 2
+    if args.watch_history < 1:
+        print(f"localkube: --watch-history {args.watch_history}: must be >= 1", file=sys.stderr)
+        return 2
+    delay = args.kubelet_ready_delay
+    if delay is not None and not delay >= 0:
+        print(f"localkube: --kubelet-ready-delay {delay}: must be >= 0", file=sys.stderr)
+        return 2
     kubeconfig = args.kubeconfig or (args.state_dir or Path.home() / ".localkube") / "kubeconfig"
     state_dir = args.state_dir or kubeconfig.parent
     controllers = args.controllers
@@ -88,7 +116,10 @@ def main(argv: list[str]) -> int:
         state_dir=state_dir,
         kubeconfig=kubeconfig,
         kubelet=args.kubelet,
+        kubelet_options={} if delay is None else {"ready_delay": delay},
+        kubelet_process=args.kubelet_process,
         controllers=controllers,
+        history=args.watch_history,
     )
     lk = LocalKube(settings)
     try:
@@ -98,6 +129,11 @@ def main(argv: list[str]) -> int:
         return 1
     except ImportError as exc:
         print(f"localkube: a component is not available: {exc}", file=sys.stderr)
+        lk.stop()
+        return 1
+    except RuntimeError as exc:  # localkube.kubelet.child.ChildError: the kubelet process did not start
+        print(f"localkube: {exc}", file=sys.stderr)
+        lk.stop()
         return 1
     done = threading.Event()
 

@@ -45,6 +45,7 @@ class Settings:
     kubeconfig: Path | None = None
     kubelet: str | None = None  # None | "simulated" | "process"
     kubelet_options: dict[str, Any] = field(default_factory=dict)
+    kubelet_process: bool = False  # run the kubelet as a child process (`python -m localkube.kubelet`)
     controllers: bool = False
     controller_options: dict[str, Any] = field(default_factory=dict)
     history: int = 10000
@@ -172,7 +173,12 @@ class LocalKube:
             from localkube.controllers import Controllers  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
             self._parts.append(Controllers(self.kube_client(**INTERNAL_QPS), **s.controller_options))
-        if s.kubelet:
+        if s.kubelet and s.kubelet_process:
+            from localkube.kubelet.child import KubeletProcess, kubelet_command
+
+            cmd = kubelet_command(self.kubeconfig, s.kubelet, self.state_dir / "kubelet", s.kubelet_options)
+            self._parts.append(KubeletProcess(cmd))
+        elif s.kubelet:
             from localkube.kubelet import Kubelet  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
             self._parts.append(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 COMMANDS: list[tuple[tuple[str, ...], str, str, str]] = [
     (("submit",), "submitter.cli", "main", "submit a Ray job and follow its logs (no Ray needed)"),
     (("localkube", "serve"), "localkube.cli", "main", "run a local Kubernetes API server + kubelet"),
+    (("localkube", "kubelet"), "localkube.kubelet.cli", "main", "run localkube's kubelet as its own process"),
     (("operator",), "ray_operator.cli", "main", "run the ray.io/v1 operator"),
     (("get", "token"), "ray_operator.cli", "get_token_main", "print a RayCluster's Ray auth token"),
     (("crds",), "ray_operator.crdgen", "main", "regenerate the CRD YAML from the models"),

@@ -5,6 +5,7 @@ serves container logs over HTTP like a real kubelet."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -55,6 +56,9 @@ class Kubelet:
         self._binder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubelet-bind")
         self._binding: set[str] = set()
         self._binding_lock = threading.Lock()
+        self._listed_lock = threading.Lock()
+        self._watches_pending = 0
+        self._ready = threading.Event()
 
     def _make_runtime(self) -> Runtime:
         if self.settings.mode == "simulated":
@@ -77,17 +81,33 @@ class Kubelet:
         self._register_node()
         self._spawn("lease", self._lease_loop)
         node_sel = f"spec.nodeName={self.node_name}"
-        self._spawn("pods", lambda: self._watch_loop("/api/v1/pods", node_sel, self._pod_event))
+        watches: list[tuple[str, str, str, Callable[[str, JSON], None]]] = [
+            ("pods", "/api/v1/pods", node_sel, self._pod_event)
+        ]
         if self.settings.bind:
-            unbound = "spec.nodeName="
-            self._spawn("binder", lambda: self._watch_loop("/api/v1/pods", unbound, self._bind_event))
+            watches.append(("binder", "/api/v1/pods", "spec.nodeName=", self._bind_event))
         if self.runtime.wants_services:
-            self._spawn("services", lambda: self._watch_loop("/api/v1/services", "", self._service_event))
+            watches.append(("services", "/api/v1/services", "", self._service_event))
+        self._watches_pending = len(watches)
+        for name, path, selector, handle in watches:
+            self._spawn(name, functools.partial(self._watch_loop, path, selector, handle))
         log.debug("kubelet %s started (%s mode)", self.node_name, self.settings.mode)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the Node is registered and every watch has its initial list (later changes are then
+        delivered by the watch from that list's resourceVersion); False on timeout or stop."""
+        return self._ready.wait(timeout) and not self._stop.is_set()
+
+    def _listed_once(self) -> None:
+        with self._listed_lock:
+            self._watches_pending -= 1
+            if self._watches_pending <= 0:
+                self._ready.set()
 
     def stop(self) -> None:
         """Stop watching and end every process this kubelet started."""
         self._stop.set()
+        self._ready.set()  # wakes wait_ready(), which then reports False
         self._binder.shutdown(wait=False, cancel_futures=True)
         self.runtime.stop()
         self._logs.stop()
@@ -166,11 +186,15 @@ class Kubelet:
     def _watch_loop(self, path: str, field_selector: str, handle: Callable[[str, JSON], None]) -> None:
         params = {"fieldSelector": field_selector} if field_selector else {}
         rv = ""
+        first = True
         while not self._stop.is_set():
             try:
                 if not rv:
                     items, rv = self.client.list_all(path, params)
                     self._relisted(path, field_selector, items, handle)
+                    if first:
+                        first = False
+                        self._listed_once()
                 for ev in self.client.watch(path, resource_version=rv, timeout_seconds=60, params=params):
                     if self._stop.is_set():
                         return
