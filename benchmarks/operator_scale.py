@@ -13,6 +13,7 @@ KubeClient.stats, logged at shutdown) and its peak RSS.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import operator as _stdlib_operator  # noqa: F401  (imported before the repo root joins sys.path)
 import re
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
-from localkube.testing import running  # noqa: E402
 from rayside.kubeclient import KubeClient, resource_path  # noqa: E402
 
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
@@ -64,15 +65,23 @@ class RunningCounter:
     def __init__(self, client: KubeClient) -> None:
         self._client = client
         self._phase: dict[str, str] = {}
+        self._running = 0
         self._lock = threading.Lock()
 
     def running(self) -> int:
         with self._lock:
-            return sum(1 for p in self._phase.values() if p == "Running")
+            return self._running
 
     def existing(self) -> int:
         with self._lock:
             return len(self._phase)
+
+    def _set(self, name: str, phase: str | None) -> None:
+        """Record `name`'s phase (None: deleted) and keep the Running count current. Holds the lock."""
+        old = self._phase.pop(name, None) if phase is None else self._phase.get(name)
+        if phase is not None:
+            self._phase[name] = phase
+        self._running += (phase == "Running") - (old == "Running")
 
     def run(self, stop: threading.Event) -> None:
         path = resource_path(group="", version="v1", plural="pods")
@@ -82,17 +91,17 @@ class RunningCounter:
                 if not rv:
                     items, rv = self._client.list_all(path)
                     with self._lock:
-                        self._phase = {
-                            p["metadata"]["name"]: p.get("status", {}).get("phase", "") for p in items
-                        }
+                        self._phase, self._running = {}, 0
+                        for p in items:
+                            self._set(p["metadata"]["name"], p.get("status", {}).get("phase", ""))
                 for event in self._client.watch(path, resource_version=rv, timeout_seconds=30):
                     meta = event.object.get("metadata", {})
                     rv = meta.get("resourceVersion", rv)
                     with self._lock:
                         if event.type == "DELETED":
-                            self._phase.pop(meta.get("name", ""), None)
+                            self._set(meta.get("name", ""), None)
                         elif event.type in ("ADDED", "MODIFIED"):
-                            self._phase[meta["name"]] = event.object.get("status", {}).get("phase", "")
+                            self._set(meta["name"], event.object.get("status", {}).get("phase", ""))
                     if stop.is_set():
                         return
             except Exception:  # relist on any watch problem
@@ -110,15 +119,52 @@ def _peak_rss(pid: int, stop: threading.Event, out: list[int]) -> None:
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def localkube_process(flags: list[str]) -> Iterator[Path]:
+    """`rayside localkube serve` with a simulated kubelet in a child process; yields its kubeconfig."""
+    with tempfile.TemporaryDirectory(prefix="operator-bench-lk-") as tmp:
+        argv = [
+            sys.executable,
+            "-m",
+            "localkube",
+            "--port",
+            "0",
+            "--state-dir",
+            tmp,
+            "--kubelet",
+            "simulated",
+        ]
+        proc = subprocess.Popen([*argv, *flags], stdout=subprocess.PIPE, text=True, cwd=tmp)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("kubeconfig: "):
+                    yield Path(line.split(": ", 1)[1].strip())
+                    break
+            else:
+                raise RuntimeError(f"localkube exited with {proc.wait()} before it was ready")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def run(
-    clusters: int, workers: int, qps: float, burst: int, concurrency: int, timeout: float
+    clusters: int,
+    workers: int,
+    qps: float,
+    burst: int,
+    concurrency: int,
+    timeout: float,
+    progress: bool = False,
+    serve_flags: list[str] | None = None,
 ) -> dict[str, Any]:
     pods = clusters * (workers + 1)
-    with running(
-        kubelet="simulated", kubelet_options={"ready_delay": 0.5}, history=max(10000, pods * 4)
-    ) as lk:
-        admin = KubeClient.from_config(kubeconfig=str(lk.kubeconfig), qps=1000, burst=1000)
-        flags = ["--kubeconfig", str(lk.kubeconfig), "--install-crds", "--log-level", "INFO"]
+    with localkube_process(serve_flags or []) as kubeconfig:
+        admin = KubeClient.from_config(kubeconfig=str(kubeconfig), qps=1000, burst=1000)
+        flags = ["--kubeconfig", str(kubeconfig), "--install-crds", "--log-level", "INFO"]
         flags += [
             "--kube-qps",
             str(qps),
@@ -147,7 +193,15 @@ def run(
             path = resource_path(group="ray.io", version="v1", plural="rayclusters", namespace="default")
             admin.create(path, raycluster(f"rc-{i:03d}", workers))
         done_at = created_at = None
+        next_report = 5.0
         while time.monotonic() - t0 < timeout:
+            if progress and time.monotonic() - t0 >= next_report:
+                print(
+                    f"{next_report:5.0f}s pods {counter.existing():6d} running {counter.running():6d}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                next_report += 5.0
             if created_at is None and counter.existing() >= pods:
                 created_at = time.monotonic() - t0
             if counter.running() >= pods:
@@ -188,8 +242,11 @@ def main() -> int:
     p.add_argument("--burst", type=int, default=50)
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--timeout", type=float, default=900.0)
+    p.add_argument("--progress", action="store_true", help="print pods existing/running every 5 s")
     args = p.parse_args()
-    result = run(args.clusters, args.workers, args.qps, args.burst, args.concurrency, args.timeout)
+    result = run(
+        args.clusters, args.workers, args.qps, args.burst, args.concurrency, args.timeout, args.progress
+    )
     print(json.dumps(result, indent=2))
     return 0 if result["seconds_to_all_running"] is not None else 1
 

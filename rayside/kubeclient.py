@@ -10,6 +10,7 @@ instead of opening its own HTTP sessions.
 from __future__ import annotations
 
 import builtins
+import copy
 import json
 import logging
 import threading
@@ -138,7 +139,13 @@ class WatchEvent:
 
 # -- rate limiting ------------------------------------------------------------------------------------------
 class TokenBucket:
-    """Thread-safe token bucket: `qps` tokens per second, at most `burst` banked. qps <= 0 disables it."""
+    """Thread-safe token bucket: `qps` tokens per second, at most `burst` banked. qps <= 0 disables it.
+
+    Two priorities share the one budget, so the configured QPS always holds: a normal caller reserves the
+    next token and sleeps until it is due; a deferrable caller (status writes, Events) takes a token only
+    when one is banked and no normal caller is waiting, for at most `max_defer` seconds, then reserves
+    like a normal caller. Under sustained load deferrable writes therefore go last but are not starved.
+    """
 
     def __init__(
         self,
@@ -153,23 +160,52 @@ class TokenBucket:
         self._sleep = sleep
         self._tokens = float(self.burst)
         self._last = clock()
+        self._waiting = 0  # normal callers between their reservation and its due time
         self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+        self._last = now
 
     def reserve(self) -> float:
         """Take one token; return how long the caller must wait before using it."""
         with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-            self._last = now
+            self._refill()
             self._tokens -= 1.0
             return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
 
-    def acquire(self) -> None:
+    def _take_if_idle(self) -> float | None:
+        """Deferrable: take a banked token if no normal caller waits (None); else seconds to look again."""
+        with self._lock:
+            self._refill()
+            if self._waiting == 0 and self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return None
+            return max((1.0 - self._tokens) / self.qps, 1.0 / self.qps)
+
+    def acquire(self, *, deferrable: bool = False, max_defer: float = 0.0) -> None:
         if self.qps <= 0:
             return
-        delay = self.reserve()
-        if delay > 0:
-            self._sleep(delay)
+        if deferrable:
+            deadline = self._clock() + max_defer
+            while True:
+                wait = self._take_if_idle()
+                if wait is None:
+                    return
+                left = deadline - self._clock()
+                if left <= 0:
+                    break
+                self._sleep(min(wait, left))
+        with self._lock:
+            self._waiting += 1
+        try:
+            delay = self.reserve()
+            if delay > 0:
+                self._sleep(delay)
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
 
 # -- the client ---------------------------------------------------------------------------------------------
@@ -226,6 +262,16 @@ class KubeClient:
         self.limiter = TokenBucket(qps, burst, clock=clock, sleep=sleep)
         self._stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
+        self._deferrable = False
+        self._max_defer = 0.0
+
+    def deferrable(self, max_defer: float) -> KubeClient:
+        """A view of this client (same connection pool, budget and statistics) whose requests yield to
+        the normal ones for up to `max_defer` seconds each (see `TokenBucket`): for writes that may lag,
+        like status and Events, so that they never slow down creating and deleting objects."""
+        view = copy.copy(self)
+        view._deferrable, view._max_defer = True, max(0.0, max_defer)
+        return view
 
     @classmethod
     def from_config(
@@ -277,7 +323,7 @@ class KubeClient:
         stream: bool = False,
         timeout: float | object | None = _DEFAULT,
     ) -> requests.Response:
-        self.limiter.acquire()
+        self.limiter.acquire(deferrable=self._deferrable, max_defer=self._max_defer)
         headers = {"Accept": "application/json"}
         auth = self._auth_header()
         if auth:

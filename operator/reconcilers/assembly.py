@@ -68,7 +68,10 @@ class RayClusterOperator:
 
     def run(self, stop: threading.Event) -> int:
         self.reconciler.stopping = stop
-        return self.manager.run(stop)
+        try:
+            return self.manager.run(stop)
+        finally:
+            self.reconciler.close()
 
 
 def _informers(client: KubeClient, settings: OperatorSettings, plural: str, **kw: Any) -> list[Informer]:

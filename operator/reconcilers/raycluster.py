@@ -163,6 +163,11 @@ class RayClusterReconciler:
         )
         self.failed_actions = 0
 
+    def close(self) -> None:
+        """After the controllers stopped: send the Events still queued (bounded), release the writers."""
+        self._recorder.close()
+        self._pool.shutdown(wait=False)
+
     # -- reading -------------------------------------------------------------------------------------
     def _existing(self, cluster: RayCluster, uid: str, ns: str, name: str) -> set[tuple[str, str]]:
         existing = {("Service", _name(o)) for o in self.services.by_cluster(ns, name)}

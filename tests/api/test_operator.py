@@ -332,6 +332,9 @@ def test_token_auth_secret_and_get_token(lk: LocalKube, api: Api, operator: Oper
         assert env["RAY_AUTH_MODE"].value == "token"
         assert env["RAY_AUTH_TOKEN"].value_from.secret_key_ref.name == "rc"
         assert token not in str(pod.to_dict())
+    # Events are sent in the background: wait until the created-pod ones exist, then check them all
+    reasons = lambda: {e.reason for e in api.core.list_namespaced_event(NS).items}  # noqa: E731
+    wait_for(lambda: {"CreatedHeadPod", "CreatedWorkerPod"} <= reasons(), what="creation events")
     events = " ".join(f"{e.message}" for e in api.core.list_namespaced_event(NS).items)
     assert token not in events and token not in str(api.get())
     assert get_token_main(["missing", "-n", NS, "--kubeconfig", str(lk.kubeconfig)], out=out) == 1

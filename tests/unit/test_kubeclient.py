@@ -114,3 +114,47 @@ def test_token_bucket_disabled_with_zero_qps() -> None:
     for _ in range(100):
         bucket.acquire()
     assert t.slept == []
+
+
+def test_deferrable_takes_a_banked_token_at_once() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=10, burst=2, clock=t.clock, sleep=t.sleep)
+    bucket.acquire(deferrable=True, max_defer=30)
+    assert t.slept == []
+
+
+def test_deferrable_waits_for_a_whole_token_when_the_bucket_is_empty() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=10, burst=2, clock=t.clock, sleep=t.sleep)
+    bucket.acquire()
+    bucket.acquire()
+    bucket.acquire(deferrable=True, max_defer=30)
+    assert t.now == pytest.approx(0.1)
+    bucket.acquire()  # the deferrable write used the budget: the next normal one waits its turn
+    assert t.now == pytest.approx(0.2)
+
+
+def test_deferrable_yields_to_a_waiting_normal_caller_for_at_most_max_defer() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(qps=10, burst=1, clock=t.clock, sleep=t.sleep)
+    finished: list[tuple[str, float]] = []
+    inner_started = False
+
+    def sleep(seconds: float) -> None:
+        # the first sleep is the normal caller waiting for its token: while it waits, a deferrable caller
+        # arrives (re-entrant, as another thread would); it must not take the refilled token before it
+        nonlocal inner_started
+        if not inner_started:
+            inner_started = True
+            t.sleep(0.05)
+            bucket.acquire(deferrable=True, max_defer=2.0)
+            finished.append(("deferrable", t.now))
+        t.sleep(seconds)
+
+    bucket._sleep = sleep
+    bucket.acquire()  # takes the banked token
+    bucket.acquire()  # waits 0.1 s; the deferrable caller arrives meanwhile and gives way for 2 s
+    finished.append(("normal", t.now))
+    assert finished[0][0] == "deferrable"
+    assert finished[0][1] >= 2.05  # it waited out max_defer although tokens refilled long before
+    assert len(finished) == 2
