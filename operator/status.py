@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from ray_operator.builders.quantity import SUFFIXES, quantity_or_zero
 from ray_operator.constants import (
     LABEL_NODE_TYPE,
     MAX_INT32,
@@ -53,32 +54,7 @@ OK = Outcome()
 
 
 # -- quantities -------------------------------------------------------------------------------------------
-_SUFFIX = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 _MIG = re.compile(r"^nvidia\.com/mig-\d+g\.\d+gb$")
-
-
-def parse_quantity(value: object) -> Decimal:
-    """A Kubernetes quantity (`"500m"`, `"2Gi"`, `3`) as a Decimal; unparseable values count as 0."""
-    match = _QUANTITY.match(str(value).strip())
-    if not match or match.group(2) not in _SUFFIX:
-        return Decimal(0)
-    return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
 
 
 def format_cpu(value: Decimal) -> str:
@@ -87,7 +63,7 @@ def format_cpu(value: Decimal) -> str:
 
 def format_bytes(value: Decimal) -> str:
     for suffix in ("Gi", "Mi", "Ki"):
-        unit = _SUFFIX[suffix]
+        unit = SUFFIXES[suffix]
         if value and value % unit == 0:
             return f"{int(value / unit)}{suffix}"
     return str(int(value))
@@ -104,7 +80,7 @@ def pod_template_resources(template: Obj) -> dict[str, Decimal]:
         resources = container.get("resources") or {}
         merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
         for name, qty in merged.items():
-            totals[name] = totals.get(name, Decimal(0)) + parse_quantity(qty)
+            totals[name] = totals.get(name, Decimal(0)) + quantity_or_zero(qty)
     return totals
 
 

@@ -11,11 +11,11 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from rayside.events import event_body
 from rayside.kubeclient import Gone, KubeClient, KubeError, NotFound
 
 log = logging.getLogger(__name__)
@@ -79,31 +79,12 @@ def record_event(
     client: KubeClient, obj: Obj, event_type: str, reason: str, message: str, component: str
 ) -> None:
     """Write a core/v1 Event about ``obj`` (best effort: failures are logged at debug)."""
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace") or "default"
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    involved = {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace"),
-        "uid": meta.get("uid"),
-        "resourceVersion": meta.get("resourceVersion"),
-    }
-    body = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{meta.get('name')}.{int(now * 1e9):x}", "namespace": ns},
-        "involvedObject": involved,
-        "reason": reason, "message": message, "type": event_type, "source": {"component": component},
-        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1, "reportingComponent": component,
-        "reportingInstance": component,
-    }  # fmt: skip
+    body = event_body(obj, type_=event_type, reason=reason, message=message, component=component)
+    ns = body["metadata"]["namespace"]
     try:
         client.create(f"/api/v1/namespaces/{ns}/events", body)
     except KubeError as exc:
-        log.debug("event %s for %s/%s not recorded: %s", reason, ns, meta.get("name"), exc)
+        log.debug("event %s for %s/%s not recorded: %s", reason, ns, body["involvedObject"]["name"], exc)
 
 
 class Informer:

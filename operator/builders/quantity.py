@@ -6,7 +6,7 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
-_SUFFIXES: dict[str, Decimal] = {
+SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
     "n": Decimal("1e-9"),
     "u": Decimal("1e-6"),
@@ -38,12 +38,21 @@ def parse_quantity(value: str | int | float) -> Decimal:
     if isinstance(value, int | float):
         return Decimal(str(value))
     match = _RE.match(value.strip())
-    if not match or match.group(2) not in _SUFFIXES:
+    if not match or match.group(2) not in SUFFIXES:
         raise QuantityError(f"{value!r} is not a quantity (examples: 2, 500m, 1Gi)")
     try:
-        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
+        return Decimal(match.group(1)) * SUFFIXES[match.group(2)]
     except InvalidOperation as exc:
         raise QuantityError(f"{value!r} is not a quantity") from exc
+
+
+def quantity_or_zero(value: object) -> Decimal:
+    """Like `parse_quantity`, but anything that is not a quantity counts as 0 (for status arithmetic over
+    pod templates the API server already accepted)."""
+    try:
+        return parse_quantity(value if isinstance(value, str | int | float) else str(value))
+    except QuantityError:
+        return Decimal(0)
 
 
 def ceil_int(value: str | int | float) -> int:

@@ -7,12 +7,11 @@ must never put secrets (e.g. a Ray auth token) into a message.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any
 
+from rayside.events import event_body as shared_event_body
 from rayside.kubeclient import KubeClient, KubeError, resource_path
 
 log = logging.getLogger(__name__)
@@ -21,33 +20,8 @@ COMPONENT = "rayside-operator"
 
 
 def event_body(obj: dict[str, Any], *, type_: str, reason: str, message: str) -> dict[str, Any]:
-    """The Event object describing `obj` (pure)."""
-    meta = obj.get("metadata", {})
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": f"{meta.get('name', 'obj')}.{secrets.token_hex(8)}",
-            "namespace": meta.get("namespace"),
-        },
-        "involvedObject": {
-            "apiVersion": obj.get("apiVersion"),
-            "kind": obj.get("kind"),
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"),
-            "resourceVersion": meta.get("resourceVersion"),
-        },
-        "type": type_,
-        "reason": reason,
-        "message": message[:1024],
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "firstTimestamp": now,
-        "lastTimestamp": now,
-        "count": 1,
-    }
+    """The Event describing `obj`, reported by the operator (pure)."""
+    return shared_event_body(obj, type_=type_, reason=reason, message=message, component=COMPONENT)
 
 
 class EventRecorder:

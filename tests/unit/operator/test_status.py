@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from ray_operator.builders.quantity import quantity_or_zero
 from ray_operator.models import RayCluster
 from ray_operator.status import (
     OK,
@@ -11,7 +13,6 @@ from ray_operator.status import (
     SuspendPhase,
     compute_status,
     get_condition,
-    parse_quantity,
     status_changed,
 )
 
@@ -151,9 +152,11 @@ def test_status_changed_ignores_timestamps_and_resources() -> None:
     assert status_changed(None, a)
 
 
-def test_parse_quantity() -> None:
-    assert parse_quantity("500m") * 2 == 1
-    assert parse_quantity("1Gi") == 1024**3
-    assert parse_quantity(3) == 3
-    assert parse_quantity("1e3") == 1000
-    assert parse_quantity("bogus") == 0
+def test_quantity_or_zero_parses_like_the_builders_and_counts_junk_as_zero() -> None:
+    assert quantity_or_zero("500m") * 2 == 1
+    assert quantity_or_zero("1Gi") == 1024**3
+    assert quantity_or_zero(3) == 3
+    assert quantity_or_zero("1e3") == 1000
+    assert quantity_or_zero("250n") * 4 == Decimal("1e-6")  # the builders' parser knows n and u too
+    for junk in ("bogus", "1.2.3", "", None, True, [1]):  # "1.2.3" raised InvalidOperation before
+        assert quantity_or_zero(junk) == 0
