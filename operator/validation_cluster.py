@@ -93,8 +93,8 @@ def _group_errors(group: WorkerGroupSpec, spec: RayClusterSpec, settings: BuildS
         yield f"worker group {name} has negative minReplicas {low}"
     if low > high:
         yield f"worker group {name} has minReplicas {low} greater than maxReplicas {high}"
-    if group.num_of_hosts is not None and group.num_of_hosts < 1:
-        yield f"worker group {name} has numOfHosts {group.num_of_hosts}; it must be at least 1"
+    if group.num_of_hosts is not None and group.num_of_hosts < 0:  # KubeRay counts 0 as 1: so do we
+        yield f"worker group {name} has numOfHosts {group.num_of_hosts}; it must be at least 0"
     if group.suspend:
         if not settings.feature_gates.enabled(RAY_JOB_DELETION_POLICY):
             yield (

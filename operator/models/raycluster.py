@@ -37,7 +37,7 @@ class WorkerGroupSpec(KubeModel):
     replicas: int | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
     min_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
     max_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"default": MAX_INT32})
-    num_of_hosts: int | None = Field(default=None, ge=1, json_schema_extra={"default": 1})
+    num_of_hosts: int | None = Field(default=None, ge=0, json_schema_extra={"default": 1})  # 0 counts as 1
     idle_timeout_seconds: int | None = Field(default=None, ge=0)
     priority: int | None = None
     scale_strategy: ScaleStrategy | None = None

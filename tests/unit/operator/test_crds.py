@@ -82,7 +82,7 @@ def test_pod_templates_are_free_form_objects() -> None:
     group = _schema("RayCluster")["properties"]["spec"]["properties"]["workerGroupSpecs"]["items"]
     assert group["properties"]["template"]["x-kubernetes-preserve-unknown-fields"] is True
     assert group["properties"]["template"]["type"] == "object"
-    assert group["properties"]["numOfHosts"] == {"default": 1, "minimum": 1, "type": "integer"}
+    assert group["properties"]["numOfHosts"] == {"default": 1, "minimum": 0, "type": "integer"}
 
 
 def test_printer_columns_match_kuberay() -> None:
@@ -140,7 +140,7 @@ def _edit(name: str, path: str, value: Any) -> dict[str, Any]:
 
 BAD = [
     ("raycluster-minimal.yaml", "spec.workerGroupSpecs.0.minReplicas", 6, "minReplicas must be less than"),
-    ("raycluster-minimal.yaml", "spec.workerGroupSpecs.0.numOfHosts", 0, "numOfHosts"),
+    ("raycluster-minimal.yaml", "spec.workerGroupSpecs.0.numOfHosts", -1, "numOfHosts"),
     ("raycluster-minimal.yaml", "spec.authOptions", {"mode": "sometimes"}, "authOptions.mode"),
     (
         "raycluster-minimal.yaml",

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from ray_operator.models import RayCluster, RayJob, RayService
+from ray_operator.status import hosts
 from tests.unit.operator.golden import SAMPLES, load
 
 KINDS: dict[str, type[BaseModel]] = {"RayCluster": RayCluster, "RayJob": RayJob, "RayService": RayService}
@@ -98,8 +99,11 @@ def test_group_requires_template_and_name() -> None:
         RayCluster.model_validate(data)
 
 
-def test_numofhosts_must_be_positive() -> None:
+def test_numofhosts_zero_counts_as_one_and_negative_is_rejected() -> None:
     data = copy.deepcopy(load("raycluster-minimal.yaml"))
-    data["spec"]["workerGroupSpecs"][0]["numOfHosts"] = 0
+    data["spec"]["workerGroupSpecs"][0]["numOfHosts"] = 0  # KubeRay accepts 0 and counts it as 1
+    group = RayCluster.model_validate(data).spec.worker_group_specs[0]
+    assert hosts(group) == 1
+    data["spec"]["workerGroupSpecs"][0]["numOfHosts"] = -1
     with pytest.raises(ValidationError, match="numOfHosts"):
         RayCluster.model_validate(data)
