@@ -1,7 +1,8 @@
 """`rayside operator` (run the RayCluster operator) and `rayside get token` (print a cluster's Ray token).
 
 Exit codes, both commands: 0 success / graceful stop; 1 runtime failure (API server unreachable, object
-missing, leadership lost, caches never synced); 2 usage error (bad flag or value; one-line message).
+missing, leadership lost, caches never synced, a metrics/probe address that cannot be bound); 2 usage
+error (bad flag or value; one-line message).
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 from requests.adapters import HTTPAdapter
 
 from ray_operator.crdgen import CRD_DIR
+from ray_operator.runtime import health
 from ray_operator.settings import OperatorSettings, SettingsError, load_settings
 from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound, resource_path
+
+if TYPE_CHECKING:
+    from ray_operator.reconcilers.assembly import RayClusterOperator
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("ray_operator")
@@ -61,16 +66,53 @@ def install_crds(client: KubeClient) -> None:
             log.info("updated CRD %s", name)
 
 
-def _run(settings: OperatorSettings, stop: threading.Event) -> int:
+def serve_endpoints(settings: OperatorSettings, operator: RayClusterOperator) -> health.Endpoints:
+    """Start `/metrics` and `/healthz` + `/readyz` on the configured addresses (raises EndpointError)."""
+    manager = operator.manager
+    cluster_informers = [i for i in manager.informers if i.path.rsplit("/", 1)[-1] == "rayclusters"]
+
+    def snapshot() -> health.MetricsSnapshot:
+        clusters = [o for i in cluster_informers for o in i.list()] if settings.enable_metrics else None
+        return health.collect(
+            controllers=manager.controllers,
+            request_counts=operator.client.stats,
+            leader=manager.leader,
+            clusters=clusters,
+        )
+
+    return health.start_endpoints(
+        [
+            ("--metrics-bind-address", settings.metrics_address, health.metrics_routes(snapshot)),
+            (
+                "--health-probe-bind-address",
+                settings.health_probe_address,
+                health.probe_routes(manager.synced.is_set),
+            ),
+        ]
+    )
+
+
+def run_operator(settings: OperatorSettings, stop: threading.Event) -> int:
+    """Run the operator (and its metrics/probe endpoints) until `stop` is set; returns the exit code."""
     from ray_operator.reconcilers.assembly import build_operator
 
     client = _client(settings.kubeconfig, settings.context, qps=settings.kube_qps, burst=settings.kube_burst)
     if settings.install_crds:
         install_crds(client)
     operator = build_operator(client, settings)
-    scope = ", ".join(settings.namespaces) or "all namespaces"
-    log.info("operator started (%s, %d workers)", scope, settings.reconcile_concurrency)
-    code = operator.run(stop)
+    endpoints = serve_endpoints(settings, operator)
+    try:
+        scope = ", ".join(settings.namespaces) or "all namespaces"
+        log.info(
+            "operator started (%s, %d workers; metrics port %s, probe port %s)",
+            scope,
+            settings.reconcile_concurrency,
+            endpoints.port("/metrics") or "off",
+            endpoints.port("/readyz") or "off",
+        )
+        code = operator.run(stop)
+    finally:
+        endpoints.close()
     log.info("operator stopped; kube requests: %s", json.dumps(client.stats, sort_keys=True))
     return code
 
@@ -88,7 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     try:
-        return _run(settings, stop)
+        return run_operator(settings, stop)
+    except health.EndpointError as exc:
+        print(f"rayside operator: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except FileNotFoundError as exc:
         print(f"rayside operator: --kubeconfig {exc.filename!r} does not exist", file=sys.stderr)
         return EXIT_USAGE

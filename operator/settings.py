@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,25 @@ from ray_operator.features import FeatureGateError, FeatureGates
 
 class SettingsError(ValueError):
     """A bad flag or environment value (a user mistake: reported in one line, exit code 2)."""
+
+
+BindAddress = tuple[str, int]  # (host, port); host "" = every interface, port 0 = any free port
+_ADDRESS = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]*)):(?P<port>[0-9]{1,5})$")
+
+
+def parse_bind_address(flag: str, value: str) -> BindAddress | None:
+    """`:8080`, `127.0.0.1:8080`, `[::1]:8080` -> (host, port); `0` or empty -> None (endpoint disabled),
+    as controller-runtime's bind-address flags. Raises SettingsError naming the flag and the value."""
+    value = value.strip()
+    if value in ("", "0"):
+        return None
+    match = _ADDRESS.match(value)
+    port = int(match["port"]) if match else -1
+    if match is None or port > 65535:
+        raise SettingsError(
+            f"{flag} {value!r} is not a listen address; use HOST:PORT or :PORT (e.g. :8080), or 0 to disable"
+        )
+    return (match["v6"] or match["host"] or "", port)
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,9 @@ class OperatorSettings:
     pod_event_delay: float = 0.5  # Pod events queue their cluster after this delay, coalescing bursts
     enable_random_pod_delete: bool = False  # ENABLE_RANDOM_POD_DELETE
     log_level: str = "INFO"
+    metrics_address: BindAddress | None = ("", 8080)  # None = disabled ("0")
+    health_probe_address: BindAddress | None = ("", 8082)
+    enable_metrics: bool = False  # KubeRay's --enable-metrics: the kuberay_cluster_* metrics
     build: BuildSettings = field(default_factory=BuildSettings)
 
     @property
@@ -77,6 +100,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--context", default=None)
     p.add_argument("--install-crds", action="store_true", help="create or update the ray.io CRDs on startup")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--metrics-bind-address",
+        "--metrics-addr",
+        default=":8080",
+        metavar="ADDR",
+        help="serve Prometheus /metrics on HOST:PORT (default :8080; 0 disables)",
+    )
+    p.add_argument(
+        "--health-probe-bind-address",
+        default=":8082",
+        metavar="ADDR",
+        help="serve /healthz and /readyz on HOST:PORT (default :8082; 0 disables)",
+    )
+    p.add_argument("--enable-metrics", action="store_true", help="also export the kuberay_cluster_* metrics")
     return p
 
 
@@ -148,5 +185,10 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         requeue_seconds=requeue,
         enable_random_pod_delete=_bool_env(environ, "ENABLE_RANDOM_POD_DELETE", False),
         log_level=args.log_level,
+        metrics_address=parse_bind_address("--metrics-bind-address", args.metrics_bind_address),
+        health_probe_address=parse_bind_address(
+            "--health-probe-bind-address", args.health_probe_bind_address
+        ),
+        enable_metrics=args.enable_metrics,
         build=_build_settings(args, environ),
     )

@@ -45,7 +45,7 @@ class LeaderElector:
         self._path = resource_path(
             group="coordination.k8s.io", version="v1", plural="leases", namespace=namespace
         )
-        self._name = name
+        self._name = self.name = name
         self._namespace = namespace
         self.identity = identity
         self._lease_duration = lease_duration

@@ -1,7 +1,8 @@
 """Manager: starts informers, waits for their caches, then runs controllers (as leader, if electing).
 
 `run(stop)` returns an exit code: 0 after a graceful stop, 1 if leadership was lost (the process should
-exit so a fresh replica takes over) or the caches never synced.
+exit so a fresh replica takes over) or the caches never synced. `synced` is set once every informer cache
+has synced (the readiness signal: standby replicas that wait for leadership are ready too).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Manager:
         self._sync_timeout = sync_timeout
         self._clock = clock
         self.started = threading.Event()
+        self.synced = threading.Event()
 
     def _wait_synced(self, stop: threading.Event) -> bool:
         deadline = self._clock() + self._sync_timeout
@@ -58,6 +60,7 @@ class Manager:
             log.error("informer caches did not sync within %.0fs", self._sync_timeout)
             stop.set()
             return 1
+        self.synced.set()
         lost = False
         if self.leader is not None:
             self.leader.run(stop, self._start_controllers)

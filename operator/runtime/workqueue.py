@@ -5,7 +5,8 @@ Semantics follow the well-known controller work queue: a key added while it is q
 added while a worker processes it is queued again only after `done()`, so one key is never reconciled by
 two workers at once. `add_rate_limited()` requeues after an exponential per-key backoff that `forget()`
 resets. Time comes from an injected clock, so the queue is testable without sleeping: `get(timeout=0)`
-never blocks and promotes delayed keys whose time has come.
+never blocks and promotes delayed keys whose time has come. `stats()` gives the counters behind the
+`workqueue_*` metrics.
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Counters of one queue, as controller-runtime exports them."""
+
+    depth: int = 0  # keys waiting to be processed (queued, or re-added while being processed)
+    adds: int = 0  # adds that queued a key (adds of an already-waiting key are de-duplicated, not counted)
+    retries: int = 0  # rate-limited requeues after a failed reconcile
 
 
 class ShutDown(Exception):
@@ -42,6 +53,8 @@ class WorkQueue:
         self._ready_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._shutting_down = False
+        self._adds = 0
+        self._retries = 0
 
     # -- adding ---------------------------------------------------------------------------------------
     def add(self, key: str) -> None:
@@ -53,6 +66,7 @@ class WorkQueue:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        self._adds += 1
         if key not in self._processing:
             self._queue.append(key)
             self._cond.notify()
@@ -78,6 +92,7 @@ class WorkQueue:
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
+            self._retries += 1
         delay = min(self._base_delay * float(2**failures), self._max_delay)
         self.add_after(key, delay)
         return delay
@@ -157,3 +172,7 @@ class WorkQueue:
     def pending_delayed(self) -> int:
         with self._cond:
             return len(self._ready_at)
+
+    def stats(self) -> QueueStats:
+        with self._cond:
+            return QueueStats(depth=len(self._dirty), adds=self._adds, retries=self._retries)
