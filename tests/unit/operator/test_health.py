@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ray_operator.cli import main
+from ray_operator.crdgen import CRD_DIR
 from ray_operator.runtime.controller import RECONCILE_BUCKETS, Controller, ReconcileStats, result_of
 from ray_operator.runtime.health import (
     ClusterInfo,
@@ -281,3 +283,23 @@ def test_cli_bad_address_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--health-probe-bind-address", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rayside operator: --health-probe-bind-address 'nope'") and err.count("\n") == 1
+
+
+def test_deployment_manifest_probes_match_its_flags() -> None:
+    path = CRD_DIR.parent / "deployment.yaml"
+    deployment, service = yaml.safe_load_all(path.read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    settings = load_settings(container["args"][1:], environ={})  # args[0] is the `operator` subcommand
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert settings.health_probe_address is not None and settings.metrics_address is not None
+    assert ports[container["livenessProbe"]["httpGet"]["port"]] == settings.health_probe_address[1]
+    assert ports[container["readinessProbe"]["httpGet"]["port"]] == settings.health_probe_address[1]
+    assert (
+        container["livenessProbe"]["httpGet"]["path"],
+        container["readinessProbe"]["httpGet"]["path"],
+    ) == (
+        "/healthz",
+        "/readyz",
+    )
+    assert ports[service["spec"]["ports"][0]["targetPort"]] == settings.metrics_address[1]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
