@@ -370,6 +370,7 @@ def start_endpoints(bindings: Sequence[tuple[str, BindAddress | None, Mapping[st
             started.servers.append(EndpointServer(address, routes).start())
         except OSError as exc:
             started.close()
-            shown = f"{address[0]}:{address[1]}"
+            host = f"[{address[0]}]" if ":" in address[0] else address[0]
+            shown = f"{host}:{address[1]}"
             raise EndpointError(f"{flag} {shown!r}: cannot listen: {exc.strerror or exc}") from None
     return started
