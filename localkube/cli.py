@@ -7,6 +7,7 @@ kubelet process did not become ready).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import logging
 import signal
@@ -79,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# The server holds many long-lived JSON trees (objects and the watch history) and allocates fast; with the
+# default thresholds (700, 10, 10) the cyclic collector re-scans that heap often enough to cost ~20-40% of
+# the CPU of a pod write. Objects are trees (reference counting frees them), so rarer collections are safe.
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Fewer cyclic-GC passes for this process (the serve process only, never a library import)."""
+    gc.collect()
+    gc.freeze()  # what start-up loaded (modules, registry) is never garbage
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -122,6 +136,7 @@ def main(argv: list[str]) -> int:
         history=args.watch_history,
     )
     lk = LocalKube(settings)
+    tune_gc()
     try:
         lk.start()
     except OSError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import select
 import socket
@@ -19,11 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from localkube import fastjson
 from localkube.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
-_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)  # bodies are JSON trees
 _date_cache: list[tuple[int, str]] = [(0, "")]
 
 
@@ -72,7 +71,7 @@ class Request:
         try:
             if ctype in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(self.body)
-            return json.loads(self.body)
+            return fastjson.loads(self.body)
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"couldn't decode the request body: {str(exc).splitlines()[0]}") from None
 
@@ -290,7 +289,7 @@ def _warning_headers(warnings: Iterable[str]) -> list[tuple[str, str]]:
 
 def encode_json(body: Any) -> bytes:
     """Compact JSON (the wire format of every response and watch line)."""
-    return _ENCODER.encode(body).encode()
+    return fastjson.dumps(body)
 
 
 def send_error(req: Request, exc: ApiError) -> None:

@@ -7,9 +7,10 @@ should use (400 for a malformed patch, 422 for a well-formed patch that cannot b
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
+
+from localkube.fastjson import clone as _copy  # deep copy of JSON data
 
 __all__ = [
     "PatchError",
@@ -124,14 +125,14 @@ def _apply_op(doc: Any, op: dict[str, Any]) -> Any:
     if kind in {"add", "replace", "test"} and "value" not in op:
         raise PatchError(f"operation {kind!r} at {path} is missing the 'value' field", 400)
     if kind == "add":
-        return _add(doc, path, copy.deepcopy(op["value"]))
+        return _add(doc, path, _copy(op["value"]))
     if kind == "remove":
         return _remove(doc, path)
     if kind == "replace":
         _get(doc, path, "replace")
         if path == "":
-            return copy.deepcopy(op["value"])
-        return _add(_remove(doc, path, "replace"), path, copy.deepcopy(op["value"]), "replace")
+            return _copy(op["value"])
+        return _add(_remove(doc, path, "replace"), path, _copy(op["value"]), "replace")
     if kind == "test":
         if _get(doc, path, "test") != op["value"] or not _same_types(_get(doc, path, "test"), op["value"]):
             raise PatchError(f"testing value {path} failed: test failed")
@@ -142,7 +143,7 @@ def _apply_op(doc: Any, op: dict[str, Any]) -> Any:
             raise PatchError(f"operation {kind!r} at {path} is missing the 'from' field", 400)
         if kind == "move" and (path + "/").startswith(src + "/") and path != src:
             raise PatchError(f"move operation does not apply: cannot move {src} into its own child {path}")
-        value = copy.deepcopy(_get(doc, src, kind))
+        value = _copy(_get(doc, src, kind))
         if kind == "move":
             doc = _remove(doc, src, "move")
         return _add(doc, path, value, kind)
@@ -157,7 +158,7 @@ def json_patch(doc: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
     """Apply an RFC 6902 operation list (add, remove, replace, move, copy, test) atomically."""
     if not isinstance(ops, list):
         raise PatchError("json: cannot unmarshal object into Go value of type jsonpatch.Patch", 400)
-    result: Any = copy.deepcopy(doc)
+    result: Any = _copy(doc)
     for op in ops:
         if not isinstance(op, dict):
             raise PatchError(f"invalid JSON patch operation: {json.dumps(op)}", 400)
@@ -174,7 +175,7 @@ def json_patch(doc: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
 
 def _merge(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return _copy(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -191,7 +192,7 @@ def merge_patch(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(patch, dict):
         raise PatchError("json: cannot unmarshal array into Go value of type map[string]interface {}", 400)
-    return dict(_merge(copy.deepcopy(doc), patch))
+    return dict(_merge(_copy(doc), patch))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ class _Smp:
             return self.merge_map(original, value, path)
         if isinstance(value, list):
             return self.merge_list(original if isinstance(original, list) else [], value, path)
-        return copy.deepcopy(value)
+        return _copy(value)
 
     def merge_list(self, original: list[Any], patch: list[Any], path: tuple[str, ...]) -> list[Any]:
         strategy, key = list_strategy(path, self.kind)
@@ -335,7 +336,7 @@ class _Smp:
         return result
 
     def clean(self, value: Any, path: tuple[str, ...]) -> Any:
-        return self.merge_map({}, value, path) if isinstance(value, dict) else copy.deepcopy(value)
+        return self.merge_map({}, value, path) if isinstance(value, dict) else _copy(value)
 
     def reorder(self, items: list[Any], order: list[Any], path: tuple[str, ...]) -> list[Any]:
         strategy, key = list_strategy(path, self.kind)
@@ -362,7 +363,7 @@ def strategic_merge_patch(doc: dict[str, Any], patch: dict[str, Any], kind: str)
     """
     if not isinstance(patch, dict):
         raise PatchError("json: cannot unmarshal array into Go value of type map[string]interface {}", 400)
-    result = _Smp(kind).merge_map(copy.deepcopy(doc), patch, ())
+    result = _Smp(kind).merge_map(_copy(doc), patch, ())
     if not isinstance(result, dict):
         raise PatchError("the patch deleted the whole object")
     return result

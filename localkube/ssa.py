@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from localkube import fastjson
 from localkube.meta import rfc3339
 from localkube.patch import list_strategy
 
@@ -88,9 +89,20 @@ def _key_of(item: Any, keys: list[str]) -> str | None:
         return None
     if len(keys) == 1:
         value = item[keys[0]]
-        if isinstance(value, str) and value.isalnum():
+        if type(value) is str and _plain_json(value) and _plain_json(keys[0]):
             return f'k:{{"{keys[0]}":"{value}"}}'
+        if type(value) is int:
+            return f'k:{{"{keys[0]}":{value}}}' if _plain_json(keys[0]) else _json_key(keys, item)
+    return _json_key(keys, item)
+
+
+def _json_key(keys: list[str], item: dict[str, Any]) -> str:
     return "k:" + json.dumps({k: item[k] for k in keys}, sort_keys=True, separators=(",", ":"))
+
+
+def _plain_json(text: str) -> bool:
+    """True when json.dumps(text) is just the text in quotes (printable ASCII without quote or backslash)."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
 def _vkey(item: Any) -> str:
@@ -112,14 +124,47 @@ def field_values(obj: dict[str, Any], kind: str, schema: dict[str, Any] | None =
     out: dict[Path, Any] = {}
     decide = _strategy(kind, schema)
     for key, value in obj.items():
+        _top_values(key, value, decide, out)
+    return out
+
+
+def _top_values(key: str, value: Any, decide: Strategy, out: dict[Path, Any]) -> None:
+    """Add the member paths of one top-level field of an object to ``out``."""
+    if key in _IGNORED_TOP:
+        return
+    if key == "metadata" and isinstance(value, dict):
+        _walk(_tracked_meta(value), ("f:metadata",), ("metadata",), decide, out)
+    else:
+        _walk_value(value, (f"f:{key}",), (key,), decide, out)
+
+
+def _tracked_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k not in _IGNORED_META}
+
+
+def _changed_paths(
+    old: dict[str, Any], new: dict[str, Any], new_vals: dict[Path, Any], decide: Strategy
+) -> set[Path]:
+    """Member paths of ``new`` whose value differs from (or is absent in) ``old``. Only top-level fields
+    that differ are walked in ``old`` (a status write leaves spec and metadata equal)."""
+    changed: set[Path] = set()
+    for key in new.keys() | old.keys():
         if key in _IGNORED_TOP:
             continue
-        if key == "metadata" and isinstance(value, dict):
-            meta = {k: v for k, v in value.items() if k not in _IGNORED_META}
-            _walk(meta, ("f:metadata",), ("metadata",), decide, out)
-        else:
-            _walk_value(value, (f"f:{key}",), (key,), decide, out)
-    return out
+        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        if key == "metadata" and isinstance(a, dict) and isinstance(b, dict):
+            if _tracked_meta(a) == _tracked_meta(b):
+                continue
+        elif a == b:
+            continue
+        old_vals: dict[Path, Any] = {}
+        if a is not _MISSING:
+            _top_values(key, a, decide, old_vals)
+        top = f"f:{key}"
+        changed.update(
+            p for p, v in new_vals.items() if p[0] == top and (p not in old_vals or old_vals[p] != v)
+        )
+    return changed
 
 
 def _walk(
@@ -272,9 +317,9 @@ def _managers(live: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def _copy(value: Any) -> Any:
-    """Deep copy of JSON data (the C json codec beats copy.deepcopy several times over)."""
+    """Deep copy of JSON data (a JSON round trip beats copy.deepcopy several times over)."""
     if isinstance(value, dict | list):
-        return json.loads(json.dumps(value))
+        return fastjson.clone(value)
     return value
 
 
@@ -410,11 +455,8 @@ def update_managed_fields(
     """
     api_version = str(new.get("apiVersion", ""))
     new_vals = field_values(new, kind, schema)
-    if old is None:
-        changed = set(new_vals)
-    else:
-        old_vals = field_values(old, kind, schema)
-        changed = {p for p, v in new_vals.items() if p not in old_vals or old_vals[p] != v}
+    decide = _strategy(kind, schema)
+    changed = set(new_vals) if old is None else _changed_paths(old, new, new_vals, decide)
     out: list[dict[str, Any]] = []
     mine: set[Path] = set()
     for e in ((old or {}).get("metadata") or {}).get("managedFields") or []:

@@ -1,17 +1,19 @@
 """The object store: in-memory objects, one global resourceVersion counter and a watch-event history.
 
 Every write goes through `Store.put`/`Store.remove` while holding `Store.lock`; callers that read, decide and
-write take the lock around the whole sequence (it is re-entrant). Watchers wait on the condition and read the
-history after their resourceVersion; once history before their position is gone they get 410 Expired.
+write take the lock around the whole sequence (it is re-entrant). Watchers wait on `Store.cond` (its own
+lock) and read the history after their resourceVersion; once history before their position is gone they get
+410 Expired.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from localkube import fastjson
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
@@ -19,7 +21,7 @@ Key = tuple[str, str]  # (namespace, name)
 
 def clone(obj: Obj) -> Obj:
     """A deep copy of a JSON object (faster than copy.deepcopy for JSON data)."""
-    out: Obj = json.loads(json.dumps(obj))
+    out: Obj = fastjson.clone(obj)
     return out
 
 
@@ -45,7 +47,9 @@ class Store:
 
     def __init__(self, history: int = 10000, persister: Persister | None = None) -> None:
         self.lock = threading.RLock()
-        self.cond = threading.Condition(self.lock)
+        # Watchers wait on their own small lock, not on `lock`: a woken watcher then does not queue up
+        # behind the rest of the write that woke it (lock order: `lock`, then `cond`).
+        self.cond = threading.Condition(threading.Lock())
         self._objs: dict[str, dict[Key, Obj]] = {}
         self._rv = 0
         self._events: list[Event] = []
@@ -138,7 +142,8 @@ class Store:
             self.compacted_rv = self._event_rvs[cut - 1]
             del self._events[:cut]
             del self._event_rvs[:cut]
-        self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
 
     def compact(self) -> int:
         """Forget all history (watches from older revisions then get 410); returns the compacted revision."""

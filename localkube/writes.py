@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from localkube import fastjson
 from localkube import meta as m
 from localkube.api import Api, Result
 from localkube.errors import ApiError, bad_request, cause, conflict, invalid, not_found, unsupported_patch
@@ -31,7 +32,7 @@ PATCH_TYPES = {
 
 def _decode_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw or b"null")
+        return fastjson.loads(raw or b"null")
     except ValueError as exc:
         raise bad_request(f"error decoding patch: {exc}") from None
 
