@@ -45,7 +45,7 @@ _spec.loader.exec_module(tp)
 
 def worker_pod(name: str) -> dict[str, Any]:
     """A pod about the size of a RayCluster worker pod (labels, env, resources, probes, volumes)."""
-    env = [{"name": f"RAY_VAR_{i}", "value": f"value-{i}"} for i in range(8)]
+    env: list[dict[str, Any]] = [{"name": f"RAY_VAR_{i}", "value": f"value-{i}"} for i in range(8)]
     env.append({"name": "RAY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
     probe = {"exec": {"command": ["bash", "-c", "wget -T 2 -q -O- http://localhost:52365/api/healthz"]},
              "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 10}  # fmt: skip
@@ -209,11 +209,11 @@ def run_one(server_src: Path, args: argparse.Namespace) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     with cluster(server_src, args.ready_delay) as c:
         sent_q, seen_q = ctx.Queue(), ctx.Queue()
-        ready = [ctx.Event(), ctx.Event()]
+        ready = [ctx.Event() for _ in range(1 + args.informers)]
         watcher = ctx.Process(target=_running_watcher, args=(c.url, count, budget, ready[0], seen_q))
-        informer = ctx.Process(target=_informer, args=(c.url, budget, ready[1]), daemon=True)
-        watcher.start()
-        informer.start()
+        informers = [ctx.Process(target=_informer, args=(c.url, budget, ev), daemon=True) for ev in ready[1:]]
+        for p in (watcher, *informers):
+            p.start()
         for ev in ready:
             ev.wait(60)
         time.sleep(1.0)  # both watches open
@@ -226,7 +226,7 @@ def run_one(server_src: Path, args: argparse.Namespace) -> dict[str, float]:
         cpu1, kcpu1 = _cpu(c.server), _cpu(c.kubelet)
         if spy is not None:
             spy.wait()
-        for p in (creator, watcher, informer):
+        for p in (creator, watcher, *informers):
             p.join(timeout=5)
             if p.is_alive():
                 p.terminate()
@@ -259,13 +259,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--rate", type=float, default=50.0, help="pod creates per second (default 50)")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to create pods (default 60)")
-    p.add_argument("--ready-delay", type=float, default=0.5, help="simulated kubelet ready delay (default 0.5)")
+    p.add_argument("--ready-delay", type=float, default=0.5, help="kubelet ready delay (default 0.5)")
     p.add_argument("--baseline-src", type=Path, default=None, help="also run the server from this checkout")
+    p.add_argument("--informers", type=int, default=1, help="informer-like watchers of all pods (default 1)")
     p.add_argument("--pyspy", type=Path, default=None, help="record a py-spy profile of the server here")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     args = p.parse_args(argv)
-    if args.rate <= 0 or args.seconds <= 0 or args.ready_delay < 0:
-        p.error("--rate and --seconds must be > 0 and --ready-delay >= 0")
+    if args.rate <= 0 or args.seconds <= 0 or args.ready_delay < 0 or args.informers < 0:
+        p.error("--rate and --seconds must be > 0, --ready-delay and --informers >= 0")
     if args.baseline_src is not None and not (args.baseline_src / "localkube").is_dir():
         p.error(f"--baseline-src {args.baseline_src}: no localkube/ package there")
     return args
