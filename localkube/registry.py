@@ -125,6 +125,7 @@ BUILTINS: tuple[ResourceType, ...] = (
     _rt("", "v1", "events", "Event", short_names=("ev",)),
     _rt("events.k8s.io", "v1", "events", "Event", short_names=("ev",)),
     _rt("batch", "v1", "jobs", "Job", categories=("all",), status=True, generation=True),
+    _rt("networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), status=True),
     _apps_workload("deployments", "Deployment", "deploy"),
     _apps_workload("replicasets", "ReplicaSet", "rs"),
     _apps_workload("statefulsets", "StatefulSet", "sts"),

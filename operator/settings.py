@@ -61,6 +61,7 @@ class OperatorSettings:
     write_parallelism: int = 16  # Pod creates/deletes of one pass in flight at once (all passes share them)
     pod_event_delay: float = 0.5  # Pod events queue their cluster after this delay, coalescing bursts
     enable_random_pod_delete: bool = False  # ENABLE_RANDOM_POD_DELETE
+    enable_gcs_ft_redis_cleanup: bool = True  # ENABLE_GCS_FT_REDIS_CLEANUP (anything but "false" = on)
     log_level: str = "INFO"
     metrics_address: BindAddress | None = ("", 8080)  # None = disabled ("0")
     health_probe_address: BindAddress | None = ("", 8082)
@@ -184,6 +185,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         install_crds=args.install_crds,
         requeue_seconds=requeue,
         enable_random_pod_delete=_bool_env(environ, "ENABLE_RANDOM_POD_DELETE", False),
+        enable_gcs_ft_redis_cleanup=(environ.get("ENABLE_GCS_FT_REDIS_CLEANUP") or "").lower() != "false",
         log_level=args.log_level,
         metrics_address=parse_bind_address("--metrics-bind-address", args.metrics_bind_address),
         health_probe_address=parse_bind_address(

@@ -18,7 +18,10 @@ RayCluster children (`cluster: RayCluster`, a parsed model; `settings: BuildSett
   reports both first, so a validated cluster never raises.
   head_service(cluster, *, settings) -> dict          `<cluster>-head-svc`, headless by default
   headless_worker_service(cluster, *, settings) -> dict  `<cluster>-headless` (if needs_headless_service)
-  serve_service(cluster, *, settings) -> dict         `<cluster>-serve-svc` (raises ServePortMissing)
+  serve_service(cluster, *, settings) -> dict         `<cluster>-serve-svc` iff wants_serve_service(cluster)
+                                                      (raises ServePortMissing)
+  head_ingress(cluster) -> dict                       `<cluster>-head-ingress` iff wants_ingress(cluster)
+  redis_cleanup_job(cluster, *, settings) -> dict     `<cluster>-redis-cleanup` batch/v1 Job (GCS-FT Redis)
   auth_secret(cluster, token: bytes) -> dict          create iff needs_auth_secret(cluster); token =
                                                       secrets.token_bytes(TOKEN_BYTES)
   autoscaler_rbac(cluster, *, settings) -> list[dict] [ServiceAccount, Role, RoleBinding] iff autoscaling
@@ -58,6 +61,7 @@ from ray_operator.builders.autoscaler import (
 )
 from ray_operator.builders.facts import ClusterFacts, cluster_facts, parse_version
 from ray_operator.builders.hashing import spec_hash
+from ray_operator.builders.ingress import head_ingress, wants_ingress
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.pods import base_labels, head_pod, multi_host_labels, worker_pod
 from ray_operator.builders.rayjob import (
@@ -76,12 +80,14 @@ from ray_operator.builders.rayservice import (
     rayservice_serve_service,
 )
 from ray_operator.builders.raystart import GroupStart, RayStartConflict, ray_start_params, render_ray_start
+from ray_operator.builders.redis_cleanup import redis_cleanup_job
 from ray_operator.builders.services import (
     ServePortMissing,
     head_service,
     headless_worker_service,
     needs_headless_service,
     serve_service,
+    wants_serve_service,
 )
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster, WorkerGroupSpec
@@ -132,6 +138,7 @@ __all__ = [
     "base_labels",
     "cluster_facts",
     "gateway",
+    "head_ingress",
     "head_pod",
     "head_service",
     "headless_worker_service",
@@ -149,10 +156,13 @@ __all__ = [
     "rayservice_cluster",
     "rayservice_head_service",
     "rayservice_serve_service",
+    "redis_cleanup_job",
     "serve_service",
     "spec_hash",
     "submit_command",
     "submitter_job",
     "submitter_resources",
+    "wants_ingress",
+    "wants_serve_service",
     "worker_pod",
 ]

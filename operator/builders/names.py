@@ -95,3 +95,13 @@ def replica_name(group_name: str, suffix: str) -> str:
 def fqdn(service_name: str, namespace: str, cluster_domain: str) -> str:
     """`<svc>.<ns>.svc.<domain>`."""
     return f"{service_name}.{namespace}.svc.{cluster_domain}"
+
+
+def ingress_name(cluster_name: str) -> str:
+    """The dashboard Ingress: CheckName(`<cluster>-head-ingress`)."""
+    return check_name(f"{cluster_name}-head-ingress")
+
+
+def redis_cleanup_job_name(cluster_name: str) -> str:
+    """The GCS-FT Redis cleanup Job: CheckLabel(`<cluster>-redis-cleanup`) (at most 63 chars)."""
+    return check_label(f"{cluster_name}-redis-cleanup")

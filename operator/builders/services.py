@@ -104,16 +104,31 @@ class ServePortMissing(ValueError):
     """The head container has no port named `serve` / `serve-*`."""
 
 
+SERVE_PORT_MISSING = (
+    "the Ray head container has no port named 'serve' (or 'serve-<suffix>', e.g. 'serve-grpc'); "
+    "add one or remove the annotation ray.io/enable-serve-service"
+)
+
+
+def wants_serve_service(cluster: RayCluster) -> bool:
+    """Whether the cluster has annotation `ray.io/enable-serve-service: "true"` (exact value)."""
+    return (cluster.metadata.get("annotations") or {}).get(c.ANN_ENABLE_SERVE_SERVICE) == "true"
+
+
 def serve_service(cluster: RayCluster, *, settings: BuildSettings) -> JSON:
-    """RayCluster-flavour `<cluster>-serve-svc` (annotation `ray.io/enable-serve-service=true`)."""
+    """RayCluster-flavour `<cluster>-serve-svc`: selector `ray.io/cluster` only (the RayService flavour adds
+    `ray.io/serve=true`), the head's `serve`/`serve-*` ports as {name, port}, type = head serviceType."""
     facts = cluster_facts(cluster, settings)
     ports = [
-        p
+        {"name": p["name"], "port": p["port"]}
         for p in head_service_ports(cluster.spec.head_group_spec.template)
         if p["name"] == "serve" or p["name"].startswith("serve-")
     ]
     if not ports:
-        raise ServePortMissing("Please specify a port named 'serve' in the Ray head container")
+        raise ServePortMissing(SERVE_PORT_MISSING)
+    spec: JSON = {"selector": {c.LABEL_CLUSTER: facts.name}, "ports": ports}
+    if cluster.spec.head_group_spec.service_type:
+        spec["type"] = cluster.spec.head_group_spec.service_type
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -127,5 +142,5 @@ def serve_service(cluster: RayCluster, *, settings: BuildSettings) -> JSON:
             },
             "ownerReferences": [owner_reference(cluster.metadata, kind=c.KIND_RAYCLUSTER)],
         },
-        "spec": {"selector": {c.LABEL_CLUSTER: facts.name}, "ports": ports, "type": "ClusterIP"},
+        "spec": spec,
     }

@@ -32,9 +32,16 @@ from ray_operator.builders.autoscaler import (
     autoscaler_service_account,
 )
 from ray_operator.builders.facts import cluster_facts
+from ray_operator.builders.ingress import head_ingress, wants_ingress
 from ray_operator.builders.names import RAND_ALPHABET
 from ray_operator.builders.pods import head_pod, worker_pod
-from ray_operator.builders.services import head_service, headless_worker_service, needs_headless_service
+from ray_operator.builders.services import (
+    head_service,
+    headless_worker_service,
+    needs_headless_service,
+    serve_service,
+    wants_serve_service,
+)
 from ray_operator.models import RayCluster
 from ray_operator.planning import (
     Action,
@@ -45,6 +52,8 @@ from ray_operator.planning import (
     PodSlot,
     plan_cluster,
 )
+from ray_operator.planning_deletion import has_finalizer, needs_finalizer
+from ray_operator.reconcilers.raycluster_deletion import RedisCleanup
 from ray_operator.runtime.events import EventRecorder
 from ray_operator.runtime.expectations import Action as Expect
 from ray_operator.runtime.expectations import ScaleExpectations
@@ -82,6 +91,7 @@ _PLURALS = {
     "Role": ("rbac.authorization.k8s.io", "v1", "roles"),
     "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings"),
     "PodGroup": ("scheduling.volcano.sh", "v1beta1", "podgroups"),
+    "Ingress": ("networking.k8s.io", "v1", "ingresses"),
 }
 
 
@@ -142,6 +152,7 @@ class RayClusterReconciler:
         clock: Callable[[], str] = now_rfc3339,
         validate: Callable[[RayCluster], str | None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        redis_cleanup: RedisCleanup | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -152,6 +163,9 @@ class RayClusterReconciler:
         self._recorder = recorder
         self._now = clock
         self._validate = validate or _default_validate(settings)
+        self._redis = redis_cleanup or RedisCleanup(
+            client, settings=settings, clusters=clusters, recorder=recorder
+        )
         self.expectations = ScaleExpectations(lambda ns, name: pods.get(ns, name) is not None)
         self._ensured: set[tuple[str, str, str, str]] = set()  # (uid, kind, namespace, name) seen to exist
         self._lock = threading.Lock()
@@ -185,11 +199,15 @@ class RayClusterReconciler:
             if not template_sa:
                 children.append(autoscaler_service_account(cluster, facts=facts))
             children += [autoscaler_role(cluster, facts=facts), autoscaler_role_binding(cluster, facts=facts)]
+        if wants_ingress(cluster):
+            children.append(head_ingress(cluster))
         if needs_auth_secret(cluster) and ("Secret", names.auth_secret_name(cluster)) not in existing:
             children.append(auth_secret(cluster, secrets.token_bytes(32)))
         children.append(head_service(cluster, settings=build))
         if needs_headless_service(cluster):
             children.append(headless_worker_service(cluster, settings=build))
+        if wants_serve_service(cluster):
+            children.append(serve_service(cluster, settings=build))
         scheduler = scheduler_for(cluster.metadata, build)
         pod_group = None
         if scheduler == "volcano":
@@ -227,11 +245,13 @@ class RayClusterReconciler:
             self._last_status_write.pop(key, None)
             return None
         meta = obj.get("metadata", {})
-        if meta.get("deletionTimestamp"):
-            return None
         managed_by = (obj.get("spec") or {}).get("managedBy")
         if managed_by and managed_by != c.MANAGED_BY_KUBERAY:
             log.debug("raycluster %s/%s is managed by %s; skipping", ns, name, managed_by)
+            return None
+        if meta.get("deletionTimestamp"):
+            if has_finalizer(obj):  # GCS-FT Redis cleanup (planning_deletion); no other cluster pays for it
+                return self._redis.on_deletion(obj, self.pods.by_cluster(ns, name))
             return None
         try:
             cluster = RayCluster.model_validate(obj)
@@ -241,6 +261,8 @@ class RayClusterReconciler:
         if problem is not None or cluster is None:
             self._report_invalid(obj, problem or "invalid spec")
             return None
+        if needs_finalizer(obj, cleanup_enabled=self._settings.enable_gcs_ft_redis_cleanup):
+            return self._redis.ensure_finalizer(obj)
         return self._reconcile_valid(cluster, obj)
 
     def _reconcile_valid(self, cluster: RayCluster, obj: Obj) -> float | None:
