@@ -9,7 +9,10 @@ shaped like a Ray worker), one watcher that records when each pod is first seen 
 informer-like watcher of all pods (like the operator's), i.e. four pod watches on the server.
 ``--baseline-src DIR`` also runs the whole thing with the server from DIR (a checkout holding ``localkube/``
 and ``rayside/``, e.g. ``git archive <commit> localkube rayside | tar -x -C DIR``) and prints both side by
-side. Exit code 0 on success, 2 on bad arguments, 1 when a process does not start.
+side; with ``--baseline-kubelet-in-server`` that baseline runs its kubelet inside the server process (the
+layout before ``python -m localkube.kubelet`` existed; "server CPU" then includes the kubelet's).
+``--informers N`` adds watchers, ``--pyspy OUT`` records a py-spy profile of the server.
+Exit code 0 on success, 2 on bad arguments, 1 when a process does not start.
 """
 
 from __future__ import annotations
@@ -146,7 +149,7 @@ def _informer(url: str, seconds: float, ready: Any) -> None:
 class Procs:
     url: str
     server: subprocess.Popen[str]
-    kubelet: subprocess.Popen[str]
+    kubelet: subprocess.Popen[str] | None
 
 
 def _await_line(proc: subprocess.Popen[str], prefix: str, what: str) -> str:
@@ -159,16 +162,25 @@ def _await_line(proc: subprocess.Popen[str], prefix: str, what: str) -> str:
 
 
 @contextlib.contextmanager
-def cluster(server_src: Path, ready_delay: float) -> Iterator[Procs]:
+def cluster(server_src: Path, ready_delay: float, in_server: bool = False) -> Iterator[Procs]:
+    """Server and kubelet processes; ``in_server``: the kubelet inside the server process (the layout
+    before the kubelet had its own process; the server's default ready delay of 0.5 s then applies)."""
     work = Path(tempfile.mkdtemp(prefix="lk-pods-"))
     server_env = {**os.environ, "PYTHONPATH": str(server_src)}
     serve = [sys.executable, "-m", "localkube", "serve", "--port", "0", "--http", "--no-controllers",
              "--state-dir", str(work / "state"), "--kubeconfig", str(work / "kubeconfig")]  # fmt: skip
+    if in_server:
+        serve += ["--kubelet", "simulated"]
+        if (server_src / "localkube" / "kubelet" / "child.py").exists():
+            serve += ["--no-kubelet-process"]
     procs: list[subprocess.Popen[str]] = []
     try:
         server = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True, cwd=server_src, env=server_env)
         procs.append(server)
         url = _await_line(server, "localkube listening on ", "localkube serve").split()[-1]
+        if in_server:
+            yield Procs(url, server, None)
+            return
         kubelet_cmd = [sys.executable, "-m", "localkube.kubelet", "--kubeconfig", str(work / "kubeconfig"),
                        "--ready-delay", str(ready_delay), "--state-dir", str(work / "kubelet")]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -187,8 +199,10 @@ def cluster(server_src: Path, ready_delay: float) -> Iterator[Procs]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _cpu(proc: subprocess.Popen[str]) -> tuple[float, float]:
+def _cpu(proc: subprocess.Popen[str] | None) -> tuple[float, float]:
     """(user, system) CPU seconds of a process."""
+    if proc is None:
+        return 0.0, 0.0
     times = psutil.Process(proc.pid).cpu_times()
     return float(times.user), float(times.system)
 
@@ -203,11 +217,11 @@ def _profile(pid: int, args: argparse.Namespace, src: Path) -> subprocess.Popen[
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def run_one(server_src: Path, args: argparse.Namespace) -> dict[str, float]:
+def run_one(server_src: Path, args: argparse.Namespace, in_server: bool = False) -> dict[str, float]:
     count = int(args.rate * args.seconds)
     budget = args.seconds + 120.0
     ctx = mp.get_context("spawn")
-    with cluster(server_src, args.ready_delay) as c:
+    with cluster(server_src, args.ready_delay, in_server) as c:
         sent_q, seen_q = ctx.Queue(), ctx.Queue()
         ready = [ctx.Event() for _ in range(1 + args.informers)]
         watcher = ctx.Process(target=_running_watcher, args=(c.url, count, budget, ready[0], seen_q))
@@ -261,6 +275,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=60.0, help="how long to create pods (default 60)")
     p.add_argument("--ready-delay", type=float, default=0.5, help="kubelet ready delay (default 0.5)")
     p.add_argument("--baseline-src", type=Path, default=None, help="also run the server from this checkout")
+    p.add_argument(
+        "--baseline-kubelet-in-server",
+        action="store_true",
+        help="run the baseline with its kubelet inside the server process (the old layout)",
+    )
     p.add_argument("--informers", type=int, default=1, help="informer-like watchers of all pods (default 1)")
     p.add_argument("--pyspy", type=Path, default=None, help="record a py-spy profile of the server here")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
@@ -280,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, src in runs:
         print(f"{label}: {args.rate:g} pods/s for {args.seconds:g} s (server from {src})", flush=True)
         try:
-            results[label] = run_one(src, args)
+            in_server = label == "before" and args.baseline_kubelet_in_server
+            results[label] = run_one(src, args, in_server)
         except RuntimeError as exc:
             print(f"localkube_pods: {exc}", file=sys.stderr)
             return 1
