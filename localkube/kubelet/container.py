@@ -49,7 +49,7 @@ class PodContext(Protocol):
 
     def publish(self) -> None: ...
 
-    def kill_leftovers(self, container: str) -> None: ...
+    def kill_leftovers(self, container: str, session: int) -> None: ...
 
 
 def exit_code_of(returncode: int) -> int:
@@ -102,7 +102,7 @@ class ContainerRunner:
 
     def _finished(self, proc: subprocess.Popen[bytes]) -> int:
         code = exit_code_of(proc.wait())
-        self.pod.kill_leftovers(self.name)
+        self.pod.kill_leftovers(self.name, proc.pid)
         with self.lock:
             s = self.state
             s.kind, s.exit_code, s.reason = "terminated", code, terminal_reason(code)

@@ -216,25 +216,28 @@ class PodWorker:
         return bool(self.mains) and all(r.state.ready for r in self.mains)
 
     # -- stopping ------------------------------------------------------------------------------------
+    def sessions(self) -> set[int]:
+        """Session ids of the pod's container runs: each run is started as a session leader, and every
+        process it starts stays in that session unless it calls setsid()."""
+        return {r.proc.pid for r in self.inits + self.mains if r.proc is not None}
+
     def pids(self) -> list[int]:
         if self.net is not None and self.net.netns:
             return netns_pids(self.net.netns)
         marker = f"LOCALKUBE_POD_UID={self.uid}".encode()
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) != os.getpid():
-                with contextlib.suppress(OSError), open(f"/proc/{entry}/environ", "rb") as f:
-                    if marker in f.read().split(b"\0"):
-                        found.append(int(entry))
-        return found
+        sessions = self.sessions()
+        return [pid for pid in _all_pids() if _has_marker(pid, marker) or session_of(pid) in sessions]
 
-    def kill_leftovers(self, container: str) -> None:
+    def kill_leftovers(self, container: str, session: int) -> None:
         """When a container's main process ends, its other processes die with it (as with the PID
-        namespace of a real container): SIGKILL every process of the pod carrying this container's marker."""
+        namespace of a real container): SIGKILL every process of the pod that is in the run's session or
+        carries this container's env marker. The marker alone is not enough: a process that sets its title
+        (Ray's agents and workers, via setproctitle) overwrites the memory /proc/PID/environ shows, and a
+        survivor keeps the pod's fixed ports (e.g. the dashboard agent's) so every restart fails."""
         marker = f"LOCALKUBE_CONTAINER={container}".encode()
         for pid in self.pids():
-            with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as f:
-                if marker in f.read().split(b"\0"):
+            if session_of(pid) == session or _has_marker(pid, marker):
+                with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
 
     def reap(self) -> None:
@@ -462,6 +465,31 @@ class ProcessRuntime:
             path = w.net.hosts_path() if w.net is not None else None
             if path is not None:
                 write_in_place(path, hosts_file(addrs[w.key], services, pods, self.hostname))
+
+
+def _all_pids() -> list[int]:
+    me = os.getpid()
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != me]
+
+
+def _has_marker(pid: int, marker: bytes) -> bool:
+    """Whether `marker` (NAME=value) is in the environment /proc shows for `pid`."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def session_of(pid: int) -> int | None:
+    """The session id of `pid` (from /proc/PID/stat), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp session ...
+    return int(fields[3]) if len(fields) > 3 else None
 
 
 def quote_argv(argv: list[str]) -> str:

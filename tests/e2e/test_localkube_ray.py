@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localkube.cluster import LocalKube
 from localkube.testing import running
+from tests.support import kube
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for pod netns")]
 BASH_LC = ["/bin/bash", "-lc", "--"]  # KubeRay with ENABLE_LOGIN_SHELL=true
@@ -36,18 +36,8 @@ def lk() -> Iterator[LocalKube]:
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (requests.RequestException, ApiException) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
+    """Poll every 0.5 s; request errors while Ray or localkube is still starting count as "not yet"."""
+    return kube.wait_for(check, timeout, what, interval=0.5, ignore=(requests.RequestException, ApiException))
 
 
 def labels(cluster: str, kind: str) -> dict[str, str]:
