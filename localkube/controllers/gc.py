@@ -209,6 +209,10 @@ class GarbageCollector:
             # not be in the caches yet; releasing `orphan` without it would let it be collected as dangling.
             deps = self._live_dependents(owner, deps)
         plan = plan_owner(owner, [d for _r, d in deps])
+        if plan.remove_finalizer == FOREGROUND_FINALIZER:
+            # the same for foreground: no blocking dependent in the caches may mean one not delivered yet
+            deps = self._live_dependents(owner, deps)
+            plan = plan_owner(owner, [d for _r, d in deps])
         owner_uid = owner["metadata"]["uid"]
         by_uid = {d["metadata"]["uid"]: r for r, d in deps}
         stripped = all(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 EXIT_OK, EXIT_START, EXIT_USAGE = 0, 1, 2
 DEFAULT_KUBECONFIG = Path.home() / ".localkube" / "kubeconfig"
@@ -155,6 +156,10 @@ def _run(cfg: CliSettings, state_dir: Path, done: threading.Event) -> int:
         client = KubeClient.from_config(kubeconfig=str(cfg.kubeconfig), qps=cfg.qps, burst=cfg.burst)
     except Exception as exc:  # the kubernetes config loader raises several unrelated types
         return _fail(EXIT_USAGE, f"--kubeconfig {cfg.kubeconfig}: cannot load ({exc})")
+    if _loopback(client.host):
+        # no proxy applies to 127.0.0.1: skip requests' per-request scan of the proxy environment (~10% of
+        # this process's CPU at 50 pods/s); the CA comes from the kubeconfig either way
+        client.session.trust_env = False
     try:
         kubelet = Kubelet(
             client, mode=cfg.mode, state_dir=state_dir, node_name=cfg.node_name, **cfg.kubelet_options()
@@ -179,6 +184,11 @@ def _run(cfg: CliSettings, state_dir: Path, done: threading.Event) -> int:
     kubelet.stop()
     print(f"kubelet {cfg.node_name} stopped", flush=True)
     return EXIT_OK
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def _watch_parent(done: threading.Event) -> None:
