@@ -26,7 +26,6 @@ from ray_operator.planning_deletion import (
     SHORT_REQUEUE_SECONDS,
     CreateCleanupJob,
     DeletePods,
-    RemoveFinalizer,
     plan_deletion,
 )
 from ray_operator.runtime.events import EventRecorder
@@ -137,12 +136,11 @@ class RedisCleanup:
                     self._delete_pods(ns, action.names)
                 elif isinstance(action, CreateCleanupJob):
                     self._create_job(obj)
-                elif isinstance(action, RemoveFinalizer):
-                    if self._patch_finalizer(obj, add=False) and action.event is not None:
-                        type_, reason, message = action.event
-                        self._recorder.record(obj, type_=type_, reason=reason, message=message)
-                    elif action.event is None:
-                        log.debug("raycluster %s/%s: Redis cleanup finished", ns, name)
+                elif not self._patch_finalizer(obj, add=False):  # RemoveFinalizer
+                    return SHORT_REQUEUE_SECONDS  # changed meanwhile: retry soon
+                elif action.event is not None:
+                    type_, reason, message = action.event
+                    self._recorder.record(obj, type_=type_, reason=reason, message=message)
         except KubeError as exc:
             log.debug(
                 "raycluster %s/%s: Redis cleanup pass failed: %s (%s)", ns, name, exc.message, exc.status
