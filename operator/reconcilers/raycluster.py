@@ -1,8 +1,10 @@
 """The RayCluster reconciler: read the caches, plan with pure functions, apply the plan in one batch.
 
-One pass (`reconcile("ns/name")`): skip clusters managed elsewhere or being deleted; validate the spec
-(an invalid spec gets a `RayClusterSpecValid=False` condition and a Warning event, and recovers after a
-fix); build the desired children and Pods with `ray_operator.builders`; let `planning.plan_cluster` decide;
+One pass (`reconcile("ns/name")`): skip clusters managed elsewhere; leave a cluster being deleted alone
+unless it carries the GCS-FT Redis cleanup finalizer (then `raycluster_deletion.RedisCleanup` runs the
+cleanup); validate the spec (an invalid spec gets a `RayClusterSpecValid=False` condition and a Warning
+event, and recovers after a fix); give a Redis-FT cluster that finalizer first (that pass ends there);
+build the desired children and Pods with `ray_operator.builders`; let `planning.plan_cluster` decide;
 apply the actions in order, stopping at the first failure; then compute the status and write it only if
 it changed. The Ray auth token is generated here (the only randomness besides replica names) and is never
 logged or put into events or status.
