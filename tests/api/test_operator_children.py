@@ -8,6 +8,7 @@ Job Pods after ~1 s unless annotated `localkube.rayside.io/run-seconds`.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,13 +119,22 @@ def test_serve_service_without_serve_port_is_reported(api: Api, operator: Operat
     wait_for(lambda: api.ready(workers=1), what="ready without the annotation")
 
 
+def ray_pods(api: Api) -> list[Any]:
+    """Head and worker Pods, terminating ones included (the cleanup Job's Pod is labelled redis-cleanup)."""
+    selector = "ray.io/cluster=rc,ray.io/node-type in (head,worker)"
+    return list(api.core.list_namespaced_pod(NS, label_selector=selector).items)
+
+
 def test_redis_cleanup_finalizer_flow(api: Api, operator: OperatorThread) -> None:
-    api.create(ft_cluster())
+    body = ft_cluster()
+    body["spec"]["authOptions"] = {"mode": "token"}
+    api.create(body)
     wait_for(lambda: FINALIZER in (api.get()["metadata"].get("finalizers") or []), what="finalizer")
     wait_for(lambda: api.ready(workers=1), what="ready")
+    token = base64.b64decode(api.core.read_namespaced_secret("rc", NS).data["auth_token"]).decode()
     batch = client.BatchV1Api(api.core.api_client)
     api.crs.delete_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", "rc")
-    wait_for(lambda: api.pods() == [], what="head and worker Pods deleted")
+    wait_for(lambda: ray_pods(api) == [], what="head and worker Pods gone")
     job = wait_for(
         lambda: next(iter(batch.list_namespaced_job(NS).items), None), what="the Redis cleanup Job"
     )
@@ -136,6 +146,7 @@ def test_redis_cleanup_finalizer_flow(api: Api, operator: OperatorThread) -> Non
     assert "cleanup_redis_storage" in container.args[0]
     env = {e.name: e.value for e in container.env}
     assert env["RAY_REDIS_ADDRESS"] == "redis:6379" and env["RAY_external_storage_namespace"]
+    assert token not in str(job.to_dict())  # only a secretKeyRef
     wait_for(lambda: gone(api.get), timeout=90, what="the RayCluster to be gone after the Job completed")
     # The default timeout is 300 s, so the finalizer went because the Job finished (no force event);
     # the Job itself may already be garbage-collected with its owner.
@@ -146,6 +157,7 @@ def test_redis_cleanup_finalizer_flow(api: Api, operator: OperatorThread) -> Non
         assert exc.status == 404
     assert "CreatedRedisCleanupJob" in wait_for(lambda: events(api), what="events")
     assert "ForceDeletedStuckCluster" not in events(api)
+    assert token not in " ".join(events(api).values())
 
 
 def test_redis_cleanup_finalizer_force_removed_after_timeout(api: Api, operator: OperatorThread) -> None:
