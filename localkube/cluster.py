@@ -172,7 +172,7 @@ class LocalKube:
         if s.controllers:
             from localkube.controllers import Controllers  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
-            self._parts.append(Controllers(self.kube_client(**INTERNAL_QPS), **s.controller_options))
+            self._parts.append(Controllers(self._internal_client(), **s.controller_options))
         if s.kubelet and s.kubelet_process:
             from localkube.kubelet.child import KubeletProcess, kubelet_command
 
@@ -183,7 +183,7 @@ class LocalKube:
 
             self._parts.append(
                 Kubelet(
-                    self.kube_client(**INTERNAL_QPS),
+                    self._internal_client(),
                     mode=s.kubelet,
                     state_dir=self.state_dir / "kubelet",
                     **s.kubelet_options,
@@ -191,6 +191,13 @@ class LocalKube:
             )
         for part in self._parts:
             part.start()
+
+    def _internal_client(self) -> Any:
+        """A client for a built-in part: generous rate limit, and no proxy lookup in the environment on every
+        request (the server is local; requests would otherwise scan os.environ per request)."""
+        client = self.kube_client(**INTERNAL_QPS)
+        client.session.trust_env = False
+        return client
 
     def stop(self) -> None:
         self._stopping.set()

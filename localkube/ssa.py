@@ -133,9 +133,9 @@ def _top_values(key: str, value: Any, decide: Strategy, out: dict[Path, Any]) ->
     if key in _IGNORED_TOP:
         return
     if key == "metadata" and isinstance(value, dict):
-        _walk(_tracked_meta(value), ("f:metadata",), ("metadata",), decide, out)
+        _walk(_tracked_meta(value), ("f:metadata",), decide, out)
     else:
-        _walk_value(value, (f"f:{key}",), (key,), decide, out)
+        _walk_value(value, (f"f:{key}",), decide, out)
 
 
 def _tracked_meta(meta: dict[str, Any]) -> dict[str, Any]:
@@ -167,47 +167,56 @@ def _changed_paths(
     return changed
 
 
-def _walk(
-    value: dict[str, Any], path: Path, names: tuple[str, ...], decide: Strategy, out: dict[Path, Any]
-) -> None:
+def _walk(value: dict[str, Any], path: Path, decide: Strategy, out: dict[Path, Any]) -> None:
     for key, sub in value.items():
-        _walk_value(sub, (*path, f"f:{key}"), (*names, key), decide, out)
+        sub_path = (*path, f"f:{key}")
+        if isinstance(sub, dict) and sub:
+            _walk(sub, sub_path, decide, out)
+        elif isinstance(sub, list) and sub:
+            _walk_list(sub, sub_path, decide, out)
+        else:
+            out[sub_path] = sub  # a leaf (the common case: no call)
 
 
-def _walk_value(
-    value: Any, path: Path, names: tuple[str, ...], decide: Strategy, out: dict[Path, Any]
-) -> None:
+def _walk_value(value: Any, path: Path, decide: Strategy, out: dict[Path, Any]) -> None:
     if isinstance(value, dict) and value:
-        _walk(value, path, names, decide, out)
+        _walk(value, path, decide, out)
+    elif isinstance(value, list) and value:
+        _walk_list(value, path, decide, out)
+    else:
+        out[path] = value
+
+
+def _names(path: Path) -> tuple[str, ...]:
+    """The field names along a member path (list elements as ``[]``), as the list strategy wants them."""
+    return tuple(part[2:] if part.startswith("f:") else "[]" for part in path)
+
+
+def _walk_list(value: list[Any], path: Path, decide: Strategy, out: dict[Path, Any]) -> None:
+    how, keys = decide(_names(path), path)
+    if how == "set":
+        out.update(((*path, _vkey(item)), item) for item in value)
         return
-    if isinstance(value, list) and value:
-        how, keys = decide(names, path)
-        if how == "set":
-            out.update(((*path, _vkey(item)), item) for item in value)
-            return
-        ids = [_key_of(item, keys) for item in value] if how == "map" else []
-        if ids and all(ids):
-            sub_names = (*names, "[]")
-            for item, ident in zip(value, ids, strict=True):
-                elem = (*path, str(ident))
-                out[elem] = item
-                _walk(item, elem, sub_names, decide, out)
-            return
+    ids = [_key_of(item, keys) for item in value] if how == "map" else []
+    if ids and all(ids):
+        for item, ident in zip(value, ids, strict=True):
+            elem = (*path, str(ident))
+            out[elem] = item
+            _walk(item, elem, decide, out)
+        return
     out[path] = value
 
 
 def fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
     """Render member paths as a FieldsV1 tree (``.`` marks a member that also has children)."""
     tree: dict[str, Any] = {}
-    members = set(paths)
-    for path in sorted(members):
+    member_nodes: list[dict[str, Any]] = []
+    for path in sorted(set(paths)):
         node = tree
         for part in path:
             node = node.setdefault(part, {})
-    for path in members:
-        node = tree
-        for part in path:
-            node = node[part]
+        member_nodes.append(node)
+    for node in member_nodes:  # "." goes after the children, which sorting inserted already
         if node and "." not in node:
             node["."] = {}
     return tree
