@@ -43,7 +43,14 @@ from localkube.kubelet.podenv import (
 from localkube.kubelet.runtime import final_delete, path_of, pod_key
 from localkube.kubelet.settings import KubeletSettings
 from localkube.kubelet.status import PodView, build_pod_status, now_iso
-from localkube.kubelet.volumes import materialize, mount_plan, mount_script, prepare_targets, remove_targets
+from localkube.kubelet.volumes import (
+    Mount,
+    materialize,
+    mount_plan,
+    mount_script,
+    prepare_targets,
+    remove_targets,
+)
 from rayside.kubeclient import KubeClient, KubeError, NotFound
 
 log = logging.getLogger(__name__)
@@ -70,6 +77,13 @@ class PodWorker:
         self.grace = float(spec.get("terminationGracePeriodSeconds") or 30)
         self.dir = rt.state_dir / "pods" / f"{meta.get('namespace')}_{meta.get('name')}_{self.uid[:8]}"
         self.home, self.tmp = self.dir / "home", rt.tmp_root / str(slot)
+        # Where the pod sees its temp dir: with mount namespaces (root), one path for every pod with the
+        # pod's own directory bind-mounted on it, as /tmp in a real container. A Ray worker node takes the
+        # head's temp dir path from the GCS; with a per-pod path it shared the head's session directory
+        # with the other workers, and two workers starting together picked the same Unix socket names
+        # (raylet.1, plasma_store.1): one raylet died with "bind: Address already in use", crash-looping
+        # the workers in lockstep.
+        self.tmp_view = rt.pod_tmp if rt.root else self.tmp
         self.net: PodNet | None = None
         self.pod_ip, self.start_time = "", now_iso()
         self.inits = [ContainerRunner(self, c, init=True) for c in spec.get("initContainers") or []]
@@ -155,8 +169,8 @@ class PodWorker:
             PATH=self.rt.path,
             HOME=str(self.home),
             HOSTNAME=str((self.pod.get("metadata") or {}).get("name", "")),
-            TMPDIR=str(self.tmp),
-            RAY_TMPDIR=str(self.tmp),
+            TMPDIR=str(self.tmp_view),
+            RAY_TMPDIR=str(self.tmp_view),
             GRPC_DNS_RESOLVER="native",
             KUBERNETES_SERVICE_HOST=api_host,
             KUBERNETES_SERVICE_PORT=str(api_port),
@@ -172,7 +186,7 @@ class PodWorker:
         env["LOCALKUBE_PATH"] = env.get("PATH", "")
         env["LOCALKUBE_CONTAINER"] = str(spec.get("name", ""))
         argv = container_argv(spec, env) if command is None else list(command)
-        mounts = mount_plan(spec, self.volume_paths) if self.rt.root else []
+        mounts = self._mounts(spec)
         self.created.extend(prepare_targets(mounts))
         prefix = self.net.exec_prefix() if self.net else []
         if prefix:
@@ -185,6 +199,13 @@ class PodWorker:
         workdir = str(spec.get("workingDir") or "")
         cwd = workdir if workdir and os.path.isdir(workdir) else str(self.home)
         return Launch(argv, env, cwd)
+
+    def _mounts(self, spec: JSON) -> list[Mount]:
+        """The pod's private temp dir on the shared temp path, then the container's volumes (root only)."""
+        if not self.rt.root:
+            return []
+        private_tmp = [Mount(str(self.tmp), str(self.tmp_view), False)] if self.tmp != self.tmp_view else []
+        return [*private_tmp, *mount_plan(spec, self.volume_paths)]
 
     def log_path(self, container: str, index: int) -> Path:
         return self.dir / "logs" / container / f"{index}.log"
@@ -302,6 +323,7 @@ class ProcessRuntime:
         self.path = ":".join(dict.fromkeys([venv_bin, *os.environ.get("PATH", "").split(":")]))
         self.ip_tool, self.unshare_tool = _tool("ip"), _tool("unshare")
         self.tmp_root = Path("/tmp")
+        self.pod_tmp = self.tmp_root / "pod"
         self.workers: dict[str, PodWorker] = {}
         self.services: dict[str, JSON] = {}
         self.lock = threading.Lock()
@@ -311,6 +333,8 @@ class ProcessRuntime:
 
     def start(self) -> None:
         self.tmp_root = Path(tempfile.mkdtemp(prefix="lk", dir="/tmp"))
+        self.pod_tmp = self.tmp_root / "pod"
+        self.pod_tmp.mkdir()
         try:
             self.network.setup()
         except NetworkError as exc:

@@ -1,13 +1,20 @@
-"""Process-mode kubelet: when a container's main process ends, the processes it started end with it before the
-restart, even those whose /proc environ no longer shows the kubelet's markers (Ray's agents overwrite it
-when they set their process title). A survivor kept the pod's fixed ports, so every restart of the Ray
-container failed to bind them: the worker crash-loop of the operator e2e test."""
+"""Process-mode kubelet isolation that Ray relies on (the worker crash-loop of the operator e2e test):
+
+- every pod sees the same temp dir path with its own directory behind it, as /tmp in a real container (a
+  Ray worker node uses the head's temp dir path, so with per-pod paths the workers shared the head's
+  session directory and raced for the same Unix socket names);
+- when a container's main process ends, the processes it started end with it before the restart, even
+  those whose /proc environ no longer shows the kubelet's markers (Ray's agents overwrite it when they set
+  their process title); a survivor keeps the pod's fixed ports.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -44,6 +51,36 @@ def core() -> Iterator[client.CoreV1Api]:
 def _pod() -> dict[str, object]:
     container = {"name": "c", "image": "python:3.11", "command": ["bash", "-c", SCRIPT]}
     return {"metadata": {"name": "leftover"}, "spec": {"restartPolicy": "Always", "containers": [container]}}
+
+
+def test_pods_see_one_temp_path_with_private_contents(core: client.CoreV1Api) -> None:
+    script = (
+        'echo "$POD" > "$TMPDIR/owner"; sleep 1; '
+        'echo "tmp=$TMPDIR ray=$RAY_TMPDIR owner=$(cat "$TMPDIR/owner")"'
+    )
+    for name in ("tmp-a", "tmp-b"):
+        container: dict[str, Any] = {"name": "c", "image": "busybox", "command": ["sh", "-c", script]}
+        container["env"] = [{"name": "POD", "value": name}]
+        core.create_namespaced_pod(
+            "default",
+            {"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "containers": [container]}},
+        )
+
+    def done(name: str) -> str | None:
+        phase = core.read_namespaced_pod(name, "default").status.phase
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    lines: dict[str, dict[str, str]] = {}
+    for name in ("tmp-a", "tmp-b"):
+        assert (
+            kube.wait_for(functools.partial(done, name), 60, f"{name} finished", interval=0.1) == "Succeeded"
+        )
+        lines[name] = dict(w.split("=", 1) for w in core.read_namespaced_pod_log(name, "default").split())
+    assert lines["tmp-a"]["tmp"] == lines["tmp-b"]["tmp"] == lines["tmp-a"]["ray"] == lines["tmp-b"]["ray"]
+    assert lines["tmp-a"]["owner"] == "tmp-a" and lines["tmp-b"]["owner"] == "tmp-b", lines
+    for name in ("tmp-a", "tmp-b"):
+        core.delete_namespaced_pod(name, "default", grace_period_seconds=0)
+    kube.wait_for(lambda: not core.list_namespaced_pod("default").items, 30, "pods gone", interval=0.1)
 
 
 def _listener_pid(log: str) -> int:
