@@ -52,6 +52,38 @@ class PodContext(Protocol):
     def kill_leftovers(self, container: str, session: int) -> None: ...
 
 
+def all_pids() -> list[int]:
+    """Every process id on the machine except this process."""
+    me = os.getpid()
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != me]
+
+
+def has_marker(pid: int, marker: bytes) -> bool:
+    """Whether `marker` (NAME=value) is in the environment /proc shows for `pid`."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def session_of(pid: int) -> int | None:
+    """The session id of `pid` (from /proc/PID/stat), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return session_in_stat(f.read())
+    except OSError:
+        return None
+
+
+def session_in_stat(stat: bytes) -> int | None:
+    """The session field of a /proc/PID/stat line ("pid (comm) state ppid pgrp session ..."); the command
+    name may itself contain spaces and parentheses. None if the line is cut short."""
+    end = stat.rfind(b")")
+    fields = stat[end + 2 :].split() if end >= 0 else []
+    return int(fields[3]) if len(fields) > 3 else None
+
+
 def exit_code_of(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 

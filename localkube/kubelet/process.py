@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from localkube.kubelet.container import ContainerRunner, Launch
+from localkube.kubelet.container import ContainerRunner, Launch, all_pids, has_marker, session_of
 from localkube.kubelet.logs import LogSource
 from localkube.kubelet.network import (
     Network,
@@ -77,13 +77,7 @@ class PodWorker:
         self.grace = float(spec.get("terminationGracePeriodSeconds") or 30)
         self.dir = rt.state_dir / "pods" / f"{meta.get('namespace')}_{meta.get('name')}_{self.uid[:8]}"
         self.home, self.tmp = self.dir / "home", rt.tmp_root / str(slot)
-        # Where the pod sees its temp dir: with mount namespaces (root), one path for every pod with the
-        # pod's own directory bind-mounted on it, as /tmp in a real container. A Ray worker node takes the
-        # head's temp dir path from the GCS; with a per-pod path it shared the head's session directory
-        # with the other workers, and two workers starting together picked the same Unix socket names
-        # (raylet.1, plasma_store.1): one raylet died with "bind: Address already in use", crash-looping
-        # the workers in lockstep.
-        self.tmp_view = rt.pod_tmp if rt.root else self.tmp
+        self.tmp_view = rt.pod_tmp if rt.root else self.tmp  # the pod's TMPDIR; see _mounts
         self.net: PodNet | None = None
         self.pod_ip, self.start_time = "", now_iso()
         self.inits = [ContainerRunner(self, c, init=True) for c in spec.get("initContainers") or []]
@@ -201,7 +195,10 @@ class PodWorker:
         return Launch(argv, env, cwd)
 
     def _mounts(self, spec: JSON) -> list[Mount]:
-        """The pod's private temp dir on the shared temp path, then the container's volumes (root only)."""
+        """The pod's private temp dir on the temp path every pod sees (as /tmp in a container), then the
+        container's volumes; root only. A Ray worker uses the head's temp dir path: with a path per pod,
+        workers shared the head's session dir and two starting together took the same socket names
+        (raylet.1): one raylet died with "bind: Address already in use" and both crash-looped in lockstep."""
         if not self.rt.root:
             return []
         private_tmp = [Mount(str(self.tmp), str(self.tmp_view), False)] if self.tmp != self.tmp_view else []
@@ -247,7 +244,7 @@ class PodWorker:
             return netns_pids(self.net.netns)
         marker = f"LOCALKUBE_POD_UID={self.uid}".encode()
         sessions = self.sessions()
-        return [pid for pid in _all_pids() if _has_marker(pid, marker) or session_of(pid) in sessions]
+        return [pid for pid in all_pids() if has_marker(pid, marker) or session_of(pid) in sessions]
 
     def kill_leftovers(self, container: str, session: int) -> None:
         """When a container's main process ends, its other processes die with it (as with the PID
@@ -257,7 +254,7 @@ class PodWorker:
         survivor keeps the pod's fixed ports (e.g. the dashboard agent's) so every restart fails."""
         marker = f"LOCALKUBE_CONTAINER={container}".encode()
         for pid in self.pids():
-            if session_of(pid) == session or _has_marker(pid, marker):
+            if session_of(pid) == session or has_marker(pid, marker):
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -489,31 +486,6 @@ class ProcessRuntime:
             path = w.net.hosts_path() if w.net is not None else None
             if path is not None:
                 write_in_place(path, hosts_file(addrs[w.key], services, pods, self.hostname))
-
-
-def _all_pids() -> list[int]:
-    me = os.getpid()
-    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != me]
-
-
-def _has_marker(pid: int, marker: bytes) -> bool:
-    """Whether `marker` (NAME=value) is in the environment /proc shows for `pid`."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            return marker in f.read().split(b"\0")
-    except OSError:
-        return False
-
-
-def session_of(pid: int) -> int | None:
-    """The session id of `pid` (from /proc/PID/stat), None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(b")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp session ...
-    return int(fields[3]) if len(fields) > 3 else None
 
 
 def quote_argv(argv: list[str]) -> str:
