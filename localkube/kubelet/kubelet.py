@@ -8,6 +8,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -111,8 +112,9 @@ class Kubelet:
         self._binder.shutdown(wait=False, cancel_futures=True)
         self.runtime.stop()
         self._logs.stop()
+        deadline = time.monotonic() + 1.0  # one second for all (watch threads may sit in a socket read)
         for t in self._threads:
-            t.join(timeout=1.0)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         t = threading.Thread(target=target, name=f"kubelet-{name}", daemon=True)
