@@ -235,9 +235,11 @@ class PodWorker:
 
     # -- stopping ------------------------------------------------------------------------------------
     def sessions(self) -> set[int]:
-        """Session ids of the pod's container runs: each run is started as a session leader, and every
-        process it starts stays in that session unless it calls setsid()."""
-        return {r.proc.pid for r in self.inits + self.mains if r.proc is not None}
+        """Session ids of the pod's running containers: each run is started as a session leader, and every
+        process it starts stays in that session unless it calls setsid(). Only live runs: the id of an
+        ended one may be reused by another pod's container."""
+        procs = [r.proc for r in self.inits + self.mains]
+        return {p.pid for p in procs if p is not None and p.poll() is None}
 
     def pids(self) -> list[int]:
         if self.net is not None and self.net.netns:
@@ -248,15 +250,18 @@ class PodWorker:
 
     def kill_leftovers(self, container: str, session: int) -> None:
         """When a container's main process ends, its other processes die with it (as with the PID
-        namespace of a real container): SIGKILL every process of the pod that is in the run's session or
-        carries this container's env marker. The marker alone is not enough: a process that sets its title
-        (Ray's agents and workers, via setproctitle) overwrites the memory /proc/PID/environ shows, and a
-        survivor keeps the pod's fixed ports (e.g. the dashboard agent's) so every restart fails."""
+        namespace of a real container): SIGKILL every process in the run's session (within the pod's
+        netns if it has one) and every process of the pod with this container's env marker. The marker
+        alone is not enough: a process that sets its title (Ray's agents and workers) overwrites the memory
+        /proc/PID/environ shows, and a survivor keeps the pod's fixed ports across the restart."""
         marker = f"LOCALKUBE_CONTAINER={container}".encode()
-        for pid in self.pids():
-            if session_of(pid) == session or has_marker(pid, marker):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+        in_pod = self.pids()
+        scope = in_pod if self.net is not None and self.net.netns else all_pids()
+        victims = {pid for pid in in_pod if has_marker(pid, marker)}
+        victims.update(pid for pid in scope if session_of(pid) == session)
+        for pid in victims:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def reap(self) -> None:
         """SIGKILL every process still left in the pod (daemons that left the process group)."""

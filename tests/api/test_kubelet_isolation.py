@@ -48,9 +48,10 @@ def core() -> Iterator[client.CoreV1Api]:
         yield client.CoreV1Api(lk.api_client())
 
 
-def _pod() -> dict[str, object]:
+def _pod(host_network: bool) -> dict[str, object]:
     container = {"name": "c", "image": "python:3.11", "command": ["bash", "-c", SCRIPT]}
-    return {"metadata": {"name": "leftover"}, "spec": {"restartPolicy": "Always", "containers": [container]}}
+    spec = {"restartPolicy": "Always", "containers": [container], "hostNetwork": host_network}
+    return {"metadata": {"name": "leftover"}, "spec": spec}
 
 
 def test_pods_see_one_temp_path_with_private_contents(core: client.CoreV1Api) -> None:
@@ -87,8 +88,9 @@ def _listener_pid(log: str) -> int:
     return int(next(line.split()[1] for line in log.splitlines() if line.startswith("listening")))
 
 
-def test_restart_kills_children_without_env_marker(core: client.CoreV1Api) -> None:
-    core.create_namespaced_pod("default", _pod())
+@pytest.mark.parametrize("host_network", [False, True], ids=["pod-netns", "host-network"])
+def test_restart_kills_children_without_env_marker(core: client.CoreV1Api, host_network: bool) -> None:
+    core.create_namespaced_pod("default", _pod(host_network))
 
     def running_again() -> object:
         status = core.read_namespaced_pod("leftover", "default").status
