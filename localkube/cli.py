@@ -7,7 +7,6 @@ kubelet process did not become ready).
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import logging
 import signal
@@ -17,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from localkube.cluster import LocalKube, Settings
+from localkube.gctuning import tune_gc
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,19 +78,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--http", dest="https", action="store_false", help="serve plain HTTP")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
-
-
-# The server holds many long-lived JSON trees (objects and the watch history) and allocates fast; with the
-# default thresholds (700, 10, 10) the cyclic collector re-scans that heap often enough to cost ~20-40% of
-# the CPU of a pod write. Objects are trees (reference counting frees them), so rarer collections are safe.
-GC_THRESHOLDS = (100_000, 50, 100)
-
-
-def tune_gc() -> None:
-    """Fewer cyclic-GC passes for this process (the serve process only, never a library import)."""
-    gc.collect()
-    gc.freeze()  # what start-up loaded (modules, registry) is never garbage
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def main(argv: list[str]) -> int:

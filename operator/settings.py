@@ -58,6 +58,7 @@ class OperatorSettings:
     requeue_seconds: float = 300.0  # RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV
     short_requeue_seconds: float = 2.0
     status_interval: float = 5.0  # min seconds between writes that only change ready/available counters
+    status_max_defer: float = 10.0  # status writes yield to object writes for at most this long
     write_parallelism: int = 16  # Pod creates/deletes of one pass in flight at once (all passes share them)
     pod_event_delay: float = 0.5  # Pod events queue their cluster after this delay, coalescing bursts
     enable_random_pod_delete: bool = False  # ENABLE_RANDOM_POD_DELETE

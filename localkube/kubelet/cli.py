@@ -26,6 +26,8 @@ from types import FrameType
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from localkube.gctuning import tune_gc
+
 EXIT_OK, EXIT_START, EXIT_USAGE = 0, 1, 2
 DEFAULT_KUBECONFIG = Path.home() / ".localkube" / "kubeconfig"
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -139,6 +141,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    tune_gc()  # the kubelet process holds every pod of the node: rarer full collections, like serve
     own_state = cfg.state_dir is None
     state_dir = cfg.state_dir or Path(tempfile.mkdtemp(prefix="localkube-kubelet-"))
     try:

@@ -54,7 +54,7 @@ class Kubelet:
         self.runtime: Runtime = self._make_runtime()
         self._logs = LogServer(self.runtime.log_source, self.settings.log_host, self.settings.log_port)
         self._known: set[str] = set()
-        self._binder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubelet-bind")
+        self._binder = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet-bind")
         self._binding: set[str] = set()
         self._binding_lock = threading.Lock()
         self._listed_lock = threading.Lock()

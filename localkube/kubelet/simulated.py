@@ -114,7 +114,7 @@ class SimulatedRuntime:
         self._seq = itertools.count()
         self._cv = threading.Condition()
         self._stopping = False
-        self._writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubelet-sim-write")
+        self._writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet-sim-write")
         self._thread = threading.Thread(target=self._timer_loop, name="kubelet-sim", daemon=True)
 
     def start(self) -> None:

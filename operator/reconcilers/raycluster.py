@@ -56,6 +56,7 @@ from ray_operator.planning import (
 )
 from ray_operator.planning_deletion import has_finalizer, needs_finalizer
 from ray_operator.reconcilers.raycluster_deletion import RedisCleanup
+from ray_operator.reconcilers.status_writer import StatusWriter
 from ray_operator.runtime.events import EventRecorder
 from ray_operator.runtime.expectations import Action as Expect
 from ray_operator.runtime.expectations import ScaleExpectations
@@ -178,9 +179,14 @@ class RayClusterReconciler:
             max_workers=settings.write_parallelism, thread_name_prefix="pod-writes"
         )
         self.failed_actions = 0
+        self.status_writer = StatusWriter(
+            client, cache=clusters, path=self._status_path, max_defer=settings.status_max_defer
+        )
 
     def close(self) -> None:
-        """After the controllers stopped: send the Events still queued (bounded), release the writers."""
+        """After the controllers stopped: write pending status and send queued Events (each bounded),
+        release the Pod writers."""
+        self.status_writer.close()
         self._recorder.close()
         self._pool.shutdown(wait=False)
 
@@ -245,6 +251,7 @@ class RayClusterReconciler:
         if obj is None:
             self.expectations.clear_cluster(ns, name)
             self._last_status_write.pop(key, None)
+            self.status_writer.forget(ns, name)
             return None
         meta = obj.get("metadata", {})
         managed_by = (obj.get("spec") or {}).get("managedBy")
@@ -404,19 +411,16 @@ class RayClusterReconciler:
             subresource="status",
         )
 
-    def _patch_status(self, obj: Obj, old: Obj, new: Obj) -> None:
+    def _current_status(self, obj: Obj) -> Obj:
+        """The status as it will be once pending writes land (the cache's if none is pending)."""
         meta = obj["metadata"]
-        body = {k: None for k in old if k not in new}
-        body.update(new)
-        updated = self._client.patch(
-            self._status_path(meta.get("namespace", ""), meta["name"]), {"status": body}
-        )
-        self.clusters.observe(updated)
+        pending = self.status_writer.pending(meta.get("namespace", ""), meta["name"])
+        return dict(pending if pending is not None else obj.get("status") or {})
 
     def _write_status(self, cluster: RayCluster, obj: Obj, plan: Plan, outcome: Outcome) -> bool:
         meta = obj["metadata"]
         ns, name = meta.get("namespace", ""), meta["name"]
-        old = dict(obj.get("status") or {})
+        old = self._current_status(obj)
         services = {_name(s): s for s in self.services.by_cluster(ns, name)}
         new = compute_status(
             cluster,
@@ -440,14 +444,14 @@ class RayClusterReconciler:
             and now - last < self._settings.status_interval
         ):
             return True  # counters alone are written at most every status_interval; requeued meanwhile
-        self._patch_status(obj, old, new)
+        self.status_writer.submit(ns, name, new)
         self._last_status_write[key] = now
         return True
 
     def _report_invalid(self, obj: Obj, problem: str) -> None:
         meta = obj["metadata"]
         ns, name = meta.get("namespace", ""), meta["name"]
-        old = dict(obj.get("status") or {})
+        old = self._current_status(obj)
         current = get_condition(old, SPEC_VALID)
         if current is not None and current.get("status") == "False" and current.get("message") == problem:
             return
@@ -458,7 +462,7 @@ class RayClusterReconciler:
             new["conditions"], SPEC_VALID, "False", "InvalidRayClusterSpec", problem, now=self._now()
         )
         new["observedGeneration"] = meta.get("generation", 0)
-        self._patch_status(obj, old, new)
+        self.status_writer.submit(ns, name, new)
 
 
 def _name(obj: Obj) -> str:

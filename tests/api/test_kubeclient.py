@@ -139,3 +139,24 @@ def test_rate_limit_paces_requests(lk: LocalKube) -> None:
     # one banked token, then 5 more requests at 5 QPS: one second of (injected) waiting in total
     assert sum(sleep.calls) == pytest.approx(1.0)
     assert len(sleep.calls) == 5
+
+
+def test_many_threads_reuse_pooled_connections(lk_tls: LocalKube, caplog: pytest.LogCaptureFixture) -> None:
+    """32 threads at once stay within the client's connection pool (requests' default keeps 10 and logs
+    "Connection pool is full, discarding connection" for every extra one)."""
+    client = KubeClient.from_config(kubeconfig=str(lk_tls.kubeconfig), qps=0)
+    barrier = threading.Barrier(32)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(5):
+            client.get("/api/v1/namespaces/default")
+
+    with caplog.at_level("WARNING", logger="urllib3.connectionpool"):
+        threads = [threading.Thread(target=work) for _ in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert client.stats.get("GET") == 160
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]

@@ -1,0 +1,118 @@
+"""The RayCluster StatusWriter against localkube: status lands at once with a quiet budget; under load from
+object writes it waits (at most max_defer) and several changes of one cluster cost one write."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from localkube.cluster import LocalKube
+from localkube.testing import running
+from ray_operator.cli import install_crds
+from ray_operator.reconcilers.status_writer import StatusWriter, merge_body
+from ray_operator.runtime.informer import Informer
+from rayside.kubeclient import KubeClient, resource_path
+from tests.support.kube import wait_for
+
+pytestmark = pytest.mark.api
+NS = "default"
+CLUSTERS = resource_path(group="ray.io", version="v1", plural="rayclusters", namespace=NS)
+
+
+def status_path(ns: str, name: str) -> str:
+    return resource_path(
+        group="ray.io", version="v1", plural="rayclusters", namespace=ns, name=name, subresource="status"
+    )
+
+
+@pytest.fixture(scope="module")
+def lk() -> Iterator[LocalKube]:
+    with running() as server:
+        install_crds(server.kube_client())
+        yield server
+
+
+def _cluster(name: str) -> dict[str, Any]:
+    template = {"spec": {"containers": [{"name": "ray", "image": "rayproject/ray:2.52.0"}]}}
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"headGroupSpec": {"rayStartParams": {}, "template": template}},
+    }
+
+
+def _setup(lk: LocalKube, name: str, qps: float) -> tuple[KubeClient, Informer, threading.Event]:
+    kube = KubeClient.from_config(kubeconfig=str(lk.kubeconfig), qps=qps, burst=1)
+    lk.kube_client().create(CLUSTERS, _cluster(name))
+    informer = Informer(lk.kube_client(), CLUSTERS)
+    stop = threading.Event()
+    informer.start(stop)
+    assert informer.synced.wait(30)
+    wait_for(lambda: informer.get(NS, name), 30, "cluster in the cache")
+    return kube, informer, stop
+
+
+def _status(lk: LocalKube, name: str) -> dict[str, Any]:
+    return dict(lk.kube_client().get(f"{CLUSTERS}/{name}").get("status") or {})
+
+
+def test_merge_body_nulls_what_went_away() -> None:
+    assert merge_body({"a": 1, "b": 2}, {"b": 3, "c": 4}) == {"a": None, "b": 3, "c": 4}
+
+
+def test_status_is_written_at_once_when_the_budget_is_quiet(lk: LocalKube) -> None:
+    kube, informer, stop = _setup(lk, "quiet", qps=100)
+    writer = StatusWriter(kube, cache=informer, path=status_path, max_defer=30)
+    writer.submit(NS, "quiet", {"state": "ready", "readyWorkerReplicas": 1})
+    wait_for(lambda: _status(lk, "quiet").get("state") == "ready", 10, "status written")
+    wait_for(writer.idle, 10, "nothing pending")
+    writer.submit(NS, "quiet", {"state": "ready"})  # readyWorkerReplicas went away: written as null
+    wait_for(lambda: "readyWorkerReplicas" not in _status(lk, "quiet"), 10, "field removed")
+    assert writer.pending(NS, "quiet") is None and writer.writes == 2
+    writer.close()
+    stop.set()
+
+
+def test_under_load_changes_coalesce_into_one_deferred_write(lk: LocalKube) -> None:
+    kube, informer, stop = _setup(lk, "busy", qps=20)
+    hog_stop = threading.Event()
+
+    def object_writes() -> None:  # normal-lane requests keep the bucket busy, like Pod creates
+        while not hog_stop.is_set():
+            kube.get(f"{CLUSTERS}/busy")
+
+    hogs = [threading.Thread(target=object_writes, daemon=True) for _ in range(3)]
+    for hog in hogs:
+        hog.start()
+    writer = StatusWriter(kube, cache=informer, path=status_path, max_defer=1.5)
+    try:
+        writer.submit(NS, "busy", {"state": "", "readyWorkerReplicas": 0})
+        time.sleep(0.5)  # a write in the normal lane would have landed by now (20 QPS)
+        assert "readyWorkerReplicas" not in _status(lk, "busy")
+        for ready in range(1, 5):
+            writer.submit(NS, "busy", {"state": "", "readyWorkerReplicas": ready})
+        assert writer.pending(NS, "busy") == {"state": "", "readyWorkerReplicas": 4}
+        wait_for(lambda: _status(lk, "busy").get("readyWorkerReplicas") == 4, 20, "deferred write")
+        wait_for(writer.idle, 10, "nothing pending")
+        assert writer.writes == 1  # five changes, one write
+    finally:
+        hog_stop.set()
+        writer.close()
+        stop.set()
+
+
+def test_a_deleted_cluster_drops_its_pending_status(lk: LocalKube) -> None:
+    kube, informer, stop = _setup(lk, "gone", qps=100)
+    lk.kube_client().delete(f"{CLUSTERS}/gone")
+    wait_for(lambda: informer.get(NS, "gone") is None, 30, "cluster gone from the cache")
+    writer = StatusWriter(kube, cache=informer, path=status_path, max_defer=0)
+    writer.submit(NS, "gone", {"state": "ready"})
+    wait_for(writer.idle, 10, "entry dropped")
+    assert writer.writes == 0
+    writer.close()
+    stop.set()
