@@ -158,6 +158,7 @@ class RayClusterReconciler:
         redis_cleanup: RedisCleanup | None = None,
     ) -> None:
         self._client = client
+        self._paid = client.prepaid()  # for the Pod/child writes of a pass: `_run_one` takes their tokens
         self._settings = settings
         self.clusters = clusters
         self.pods = pods
@@ -330,7 +331,11 @@ class RayClusterReconciler:
     def _run_one(self, action: Action, applied: Applied, ns: str, name: str, uid: str) -> bool:
         if applied.failure is not None:
             return False
-        if self.stopping.is_set():  # graceful shutdown: finish writes in flight, start no new ones
+        # graceful shutdown: finish writes in flight, start no new ones. The write waits for its token
+        # here, not inside the client, so a stop that comes while it waits sends nothing.
+        if not self.stopping.is_set():
+            self._client.limiter.acquire()
+        if self.stopping.is_set():
             applied.failure = Outcome("operator is shutting down", None)
             return False
         try:
@@ -355,7 +360,7 @@ class RayClusterReconciler:
         obj = action.obj
         kind = str(obj.get("kind"))
         try:
-            created = self._client.create(object_path(obj, ns), obj)
+            created = self._paid.create(object_path(obj, ns), obj)
         except AlreadyExists:
             if not action.tolerate_exists or action.group is not None:
                 raise
@@ -372,7 +377,7 @@ class RayClusterReconciler:
 
     def _delete(self, action: Delete, applied: Applied, ns: str, name: str) -> None:
         with contextlib.suppress(NotFound):
-            self._client.delete(
+            self._paid.delete(
                 resource_path(group="", version="v1", plural="pods", namespace=ns, name=action.name)
             )
         group = action.group if action.group is not None else ""
@@ -389,7 +394,7 @@ class RayClusterReconciler:
             {"op": "replace", "path": path, "value": []},
         ]
         try:
-            updated = self._client.patch(
+            updated = self._paid.patch(
                 resource_path(
                     group=c.GROUP, version=c.VERSION, plural="rayclusters", namespace=ns, name=name
                 ),
