@@ -110,7 +110,7 @@ class SimulatedRuntime:
         self.host_ip = host_ip
         self._pods: dict[str, SimPod] = {}
         self._ips = IpPool(settings.pod_cidr)
-        self._timers: list[tuple[float, int, str, str]] = []
+        self._timers: list[tuple[float, int, str, str, int]] = []  # (due, seq, key, action, attempt)
         self._seq = itertools.count()
         self._cv = threading.Condition()
         self._stopping = False
@@ -171,8 +171,8 @@ class SimulatedRuntime:
         return LogSource(path=None, text=self.settings.simulated_log_text)
 
     # -- timer ---------------------------------------------------------------------------------------------
-    def _at(self, delay: float, key: str, action: str) -> None:
-        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), key, action))
+    def _at(self, delay: float, key: str, action: str, attempt: int = 0) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), key, action, attempt))
         self._cv.notify()
 
     def _timer_loop(self) -> None:
@@ -183,13 +183,13 @@ class SimulatedRuntime:
                     self._cv.wait(wait)
                 if self._stopping:
                     return
-                _, _, key, action = heapq.heappop(self._timers)
+                _, _, key, action, attempt = heapq.heappop(self._timers)
                 sim = self._pods.get(key)
                 if sim is None:
                     continue
                 job = self._plan(key, sim, action)
             if job is not None:
-                self._writers.submit(self._write, *job)
+                self._writers.submit(self._write, *job, key, attempt)
 
     def _plan(self, key: str, sim: SimPod, action: str) -> tuple[str, str, JSON | None] | None:
         """Advance `sim` for `action`; return the write to do (kind, path, body) if any. Holds the lock."""
@@ -197,6 +197,13 @@ class SimulatedRuntime:
             return ("delete", path_of(sim.pod), {"uid": sim.uid})
         if sim.stage == "deleting":
             return None
+        if action == "resync":  # a status write failed: send the pod's current status again
+            if sim.stage == "pending":
+                return None
+            status = build_pod_status(
+                sim.pod, PodView(self.host_ip, sim.ip, sim.start_time, [], sim.containers)
+            )
+            return ("status", path_of(sim.pod, "status"), {"status": status})
         if action == "run" and sim.stage == "pending":
             sim.stage = "running"
             sim.start_time = now_iso()
@@ -208,6 +215,9 @@ class SimulatedRuntime:
             self._finish(key, sim)
         else:
             return None
+        return self._status_write(sim)
+
+    def _status_write(self, sim: SimPod) -> tuple[str, str, JSON | None]:
         status = build_pod_status(sim.pod, PodView(self.host_ip, sim.ip, sim.start_time, [], sim.containers))
         return ("status", path_of(sim.pod, "status"), {"status": status})
 
@@ -246,7 +256,7 @@ class SimulatedRuntime:
         else:
             sim.stage = "done"
 
-    def _write(self, kind: str, path: str, body: JSON | None) -> None:
+    def _write(self, kind: str, path: str, body: JSON | None, key: str = "", attempt: int = 0) -> None:
         try:
             if kind == "delete":
                 final_delete(self.client, path, str((body or {}).get("uid", "")))
@@ -255,6 +265,12 @@ class SimulatedRuntime:
         except NotFound:
             log.debug("simulated %s of %s: pod is gone", kind, path)
         except KubeError as exc:
-            log.debug("simulated %s of %s failed: %s", kind, path, exc)
+            # like a real kubelet's status manager, keep trying while the pod exists (0.2 s doubling to 5 s)
+            delay = min(0.2 * 2**attempt, 5.0)
+            log.debug("simulated %s of %s failed (again in %.1fs): %s", kind, path, delay, exc)
+            if key:
+                with self._cv:
+                    if key in self._pods:
+                        self._at(delay, key, "delete" if kind == "delete" else "resync", attempt + 1)
         except Exception:
             log.exception("simulated %s of %s failed", kind, path)

@@ -186,3 +186,16 @@ def test_failed_bindings_are_retried_until_the_pod_is_bound() -> None:
         assert injected > 0, "the fault injection must really be failing creates"
         for name in names:
             wait_for(lambda n=name: phase_of(api, n) == "Running", what=f"{name} Running")  # type: ignore[misc]
+
+
+def test_failed_status_writes_are_retried_until_the_pod_runs() -> None:
+    """Like a real kubelet's status manager: an injected 500 on the pod status patch must not leave a
+    bound pod Pending forever (it did: the simulated kubelet dropped a failed write)."""
+    with running(kubelet="simulated", kubelet_options={"ready_delay": 0.1}) as own:
+        api = client.CoreV1Api(own.api_client())
+        names = [f"status-{i}" for i in range(8)]
+        for name in names:
+            api.create_namespaced_pod("default", pod(name))
+        own.faults.set(error_rates={"patch": {500: 0.7}}, seed=5)  # P(no write of 8 fails) < 1e-4
+        for name in names:
+            wait_for(lambda n=name: phase_of(api, n) == "Running", what=f"{name} Running")  # type: ignore[misc]

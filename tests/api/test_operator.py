@@ -286,7 +286,12 @@ def test_faults_watch_drops_and_410_converge_without_orphans(lk: LocalKube, api:
         pods = api.pods()
         assert len(pods) == 3
         # every pod gets bound and runs (the kubelet retries failed bindings) and the status says so
-        wait_for(lambda: api.ready(workers=2), timeout=90, what="ready after the faults")
+        try:
+            wait_for(lambda: api.ready(workers=2), timeout=90, what="ready after the faults")
+        except AssertionError:  # show what was not ready
+            print([(p.metadata.name, p.spec.node_name, p.status.phase) for p in api.pods()])
+            print(api.get().get("status"))
+            raise
         assert api.get()["status"].get("availableWorkerReplicas") == 2
         assert all(p.metadata.owner_references[0].name == "rc" for p in pods)
         hits = op.operator.reconciler.failed_actions + op.operator.manager.controllers[0].errors
