@@ -256,7 +256,7 @@ class SimulatedRuntime:
         else:
             sim.stage = "done"
 
-    def _write(self, kind: str, path: str, body: JSON | None, key: str = "", attempt: int = 0) -> None:
+    def _write(self, kind: str, path: str, body: JSON | None, key: str, attempt: int) -> None:
         try:
             if kind == "delete":
                 final_delete(self.client, path, str((body or {}).get("uid", "")))
@@ -268,9 +268,8 @@ class SimulatedRuntime:
             # like a real kubelet's status manager, keep trying while the pod exists (0.2 s doubling to 5 s)
             delay = min(0.2 * 2**attempt, 5.0)
             log.debug("simulated %s of %s failed (again in %.1fs): %s", kind, path, delay, exc)
-            if key:
-                with self._cv:
-                    if key in self._pods:
-                        self._at(delay, key, "delete" if kind == "delete" else "resync", attempt + 1)
+            with self._cv:
+                if key in self._pods:
+                    self._at(delay, key, "delete" if kind == "delete" else "resync", attempt + 1)
         except Exception:
             log.exception("simulated %s of %s failed", kind, path)
