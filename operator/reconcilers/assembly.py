@@ -14,14 +14,16 @@ from typing import Any
 
 from ray_operator import constants as c
 from ray_operator.reconcilers.raycluster import RayClusterReconciler
-from ray_operator.runtime.controller import Controller
+from ray_operator.runtime.cache import ClusterInformer as Informer
+from ray_operator.runtime.cache import ClusterInformerGroup as InformerGroup
+from ray_operator.runtime.cache import cluster_of
 from ray_operator.runtime.events import EventRecorder
-from ray_operator.runtime.informer import Informer, InformerGroup, cluster_of
 from ray_operator.runtime.leader import LeaderElector
 from ray_operator.runtime.manager import Manager
-from ray_operator.runtime.workqueue import WorkQueue
 from ray_operator.settings import OperatorSettings
 from rayside.kubeclient import KubeClient, resource_path
+from rayside.runtime.controller import Controller
+from rayside.runtime.workqueue import WorkQueue
 
 Obj = dict[str, Any]
 POD_SELECTOR = f"{c.LABEL_NODE_TYPE} in ({c.NODE_TYPE_HEAD},{c.NODE_TYPE_WORKER})"

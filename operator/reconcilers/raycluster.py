@@ -56,11 +56,11 @@ from ray_operator.planning import (
 )
 from ray_operator.planning_deletion import has_finalizer, needs_finalizer
 from ray_operator.reconcilers.raycluster_deletion import RedisCleanup
-from ray_operator.reconcilers.status_writer import StatusWriter
+from ray_operator.runtime.cache import Cache
 from ray_operator.runtime.events import EventRecorder
 from ray_operator.runtime.expectations import Action as Expect
 from ray_operator.runtime.expectations import ScaleExpectations
-from ray_operator.runtime.informer import Cache
+from ray_operator.runtime.status_writer import StatusWriter
 from ray_operator.schedulers import scheduler_for, scheduler_plugins, volcano
 from ray_operator.settings import OperatorSettings
 from ray_operator.status import (

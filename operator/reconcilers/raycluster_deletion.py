@@ -28,8 +28,8 @@ from ray_operator.planning_deletion import (
     DeletePods,
     plan_deletion,
 )
+from ray_operator.runtime.cache import Cache
 from ray_operator.runtime.events import EventRecorder
-from ray_operator.runtime.informer import Cache
 from ray_operator.settings import OperatorSettings
 from rayside.kubeclient import (
     AlreadyExists,

@@ -1,3 +1,4 @@
-"""The operator's controller runtime: informer caches, a work queue, worker threads, scale expectations,
-leader election and Events. It knows nothing about Ray; reconcilers plug into it.
+"""The operator's part of the controller runtime: the by-RayCluster cache view, the status writer, Events,
+scale expectations, leader election, the manager and health/metrics. Informers, the work queue and the
+worker loop are the shared ones in `rayside.runtime`.
 """

@@ -7,24 +7,23 @@ must never put secrets (e.g. a Ray auth token) into a message.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import deque
-from typing import Any
 
 from rayside.events import event_body as shared_event_body
-from rayside.kubeclient import KubeClient, KubeError, resource_path
+from rayside.kubeclient import KubeClient, KubeError
+from rayside.objects import EVENTS, JSON, namespace_of
+from rayside.runtime.background import BackgroundQueue
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "rayside-operator"
 
 
-def event_body(obj: dict[str, Any], *, type_: str, reason: str, message: str) -> dict[str, Any]:
+def event_body(obj: JSON, *, type_: str, reason: str, message: str) -> JSON:
     """The Event describing `obj`, reported by the operator (pure)."""
     return shared_event_body(obj, type_=type_, reason=reason, message=message, component=COMPONENT)
 
 
-class EventRecorder:
+class EventRecorder(BackgroundQueue[tuple[str, JSON]]):
     """Sends Events from a background thread so a reconcile never waits for one.
 
     Events go through a deferrable view of the client: they yield the shared QPS budget to object writes
@@ -34,64 +33,24 @@ class EventRecorder:
     """
 
     def __init__(self, client: KubeClient, *, max_queue: int = 1000, max_defer: float = 30.0) -> None:
+        super().__init__("event-recorder", max_queue=max(1, max_queue))
         self._client = client.deferrable(max_defer)
-        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
-        self._max_queue = max(1, max_queue)
-        self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._closing = False
-        self._busy = False
-        self.dropped = 0
 
-    def record(self, obj: dict[str, Any], *, type_: str, reason: str, message: str) -> None:
-        ns = obj.get("metadata", {}).get("namespace") or "default"
-        body = event_body(obj, type_=type_, reason=reason, message=message)
-        with self._cv:
-            if self._closing:
-                return
-            if len(self._queue) >= self._max_queue:
-                _, old = self._queue.popleft()
-                self.dropped += 1
-                log.debug("event queue full: dropped %s on %s", old.get("reason"), old["involvedObject"])
-            self._queue.append((ns, body))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="event-recorder", daemon=True)
-                self._thread.start()
-            self._cv.notify()
+    def record(self, obj: JSON, *, type_: str, reason: str, message: str) -> None:
+        ns = namespace_of(obj) or "default"
+        self._enqueue((ns, event_body(obj, type_=type_, reason=reason, message=message)))
 
     def pending(self) -> int:
-        with self._cv:
-            return len(self._queue) + (1 if self._busy else 0)
+        return self.backlog()
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop taking Events; send the queued ones for up to `timeout` seconds, drop the rest."""
-        with self._cv:
-            self._closing = True
-            self._cv.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        with self._cv:
-            if self._queue:
-                log.debug("%d events not recorded at shutdown", len(self._queue))
-                self.dropped += len(self._queue)
-                self._queue.clear()
+    def _on_drop(self, item: tuple[str, JSON]) -> None:
+        body = item[1]
+        log.debug("event queue full: dropped %s on %s", body.get("reason"), body["involvedObject"])
 
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                self._busy = False
-                while not self._queue and not self._closing:
-                    self._cv.wait()
-                if not self._queue:
-                    return
-                ns, body = self._queue.popleft()
-                self._busy = True
-            self._send(ns, body)
-
-    def _send(self, ns: str, body: dict[str, Any]) -> None:
+    def _process(self, item: tuple[str, JSON]) -> None:
+        ns, body = item
         try:
-            self._client.create(resource_path(group="", version="v1", plural="events", namespace=ns), body)
+            self._client.create(EVENTS.path(ns), body)
         except (KubeError, OSError) as exc:
             name = body["involvedObject"].get("name")
             log.debug("event %s on %s/%s not recorded: %s", body.get("reason"), ns, name, exc)

@@ -22,13 +22,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from ray_operator.runtime.controller import RECONCILE_BUCKETS, Controller, ReconcileStats
 from ray_operator.runtime.leader import LeaderElector
-from ray_operator.runtime.workqueue import QueueStats
+from rayside.objects import JSON
+from rayside.runtime.controller import RECONCILE_BUCKETS, Controller, ReconcileStats
+from rayside.runtime.workqueue import QueueStats
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
+
 BindAddress = tuple[str, int]
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -75,7 +76,7 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-def cluster_info(obj: Obj) -> ClusterInfo:
+def cluster_info(obj: JSON) -> ClusterInfo:
     """The kuberay_cluster_* facts of one RayCluster object (pure)."""
     meta = obj.get("metadata") or {}
     conditions = (obj.get("status") or {}).get("conditions") or []
@@ -100,7 +101,7 @@ def collect(
     controllers: Sequence[Controller],
     request_counts: Mapping[str, int],
     leader: LeaderElector | None,
-    clusters: Iterable[Obj] | None,
+    clusters: Iterable[JSON] | None,
 ) -> MetricsSnapshot:
     """Read the live counters into a snapshot (each source is read under its own lock, briefly)."""
     return MetricsSnapshot(

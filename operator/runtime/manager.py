@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from ray_operator.runtime.controller import Controller
-from ray_operator.runtime.informer import Informer
 from ray_operator.runtime.leader import LeaderElector
+from rayside.runtime.controller import Controller
+from rayside.runtime.informer import Informer
 
 log = logging.getLogger(__name__)
 

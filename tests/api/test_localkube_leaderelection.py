@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -42,8 +41,15 @@ def test_two_python_leader_elections_elect_exactly_one_leader(lk: LocalKube) -> 
     for identity in ("candidate-a", "candidate-b"):
         candidate(lk, identity, leaders)
     wait_for(lambda: leaders, timeout=30, what="a leader")
-    time.sleep(6)  # longer than the lease duration: the leader keeps renewing, the other never takes over
+    coordination = client.CoordinationV1Api(lk.api_client())
+    first = coordination.read_namespaced_lease("elected", "default").spec.renew_time
+
+    def renewed_past_a_lease_duration() -> bool:  # the other candidate had its chance to take over
+        renewed = coordination.read_namespaced_lease("elected", "default").spec.renew_time
+        return bool(renewed and first and (renewed - first).total_seconds() >= 6)
+
+    wait_for(renewed_past_a_lease_duration, timeout=30, what="renewals over 6 s (lease duration 4 s)")
     assert len(leaders) == 1, leaders
-    lease: Any = client.CoordinationV1Api(lk.api_client()).read_namespaced_lease("elected", "default")
+    lease: Any = coordination.read_namespaced_lease("elected", "default")
     assert lease.spec.holder_identity == leaders[0]
     assert lease.spec.lease_duration_seconds == 4

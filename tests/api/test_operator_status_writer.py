@@ -4,7 +4,6 @@ object writes it waits (at most max_defer) and several changes of one cluster co
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,8 +12,8 @@ import pytest
 from localkube.cluster import LocalKube
 from localkube.testing import running
 from ray_operator.cli import install_crds
-from ray_operator.reconcilers.status_writer import StatusWriter, merge_body
-from ray_operator.runtime.informer import Informer
+from ray_operator.runtime.cache import ClusterInformer as Informer
+from ray_operator.runtime.status_writer import StatusWriter, merge_body
 from rayside.kubeclient import KubeClient, resource_path
 from tests.support.kube import wait_for
 
@@ -91,8 +90,10 @@ def test_under_load_changes_coalesce_into_one_deferred_write(lk: LocalKube) -> N
         hog.start()
     writer = StatusWriter(kube, cache=informer, path=status_path, max_defer=1.5)
     try:
+        gets = kube.stats.get("GET", 0)
         writer.submit(NS, "busy", {"state": "", "readyWorkerReplicas": 0})
-        time.sleep(0.5)  # a write in the normal lane would have landed by now (20 QPS)
+        # ten object requests got tokens after the submit: a write in the normal lane would have had one
+        wait_for(lambda: kube.stats.get("GET", 0) >= gets + 10, 20, "ten object requests sent")
         assert "readyWorkerReplicas" not in _status(lk, "busy")
         for ready in range(1, 5):
             writer.submit(NS, "busy", {"state": "", "readyWorkerReplicas": ready})

@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ray_operator.cli import main
 from ray_operator.crdgen import CRD_DIR
-from ray_operator.runtime.controller import RECONCILE_BUCKETS, Controller, ReconcileStats, result_of
 from ray_operator.runtime.health import (
     ClusterInfo,
     LeaderStatus,
@@ -23,8 +22,9 @@ from ray_operator.runtime.health import (
     readyz,
     render_metrics,
 )
-from ray_operator.runtime.workqueue import QueueStats, WorkQueue
 from ray_operator.settings import SettingsError, load_settings, parse_bind_address
+from rayside.runtime.controller import RECONCILE_BUCKETS, Controller, ReconcileStats, result_of
+from rayside.runtime.workqueue import QueueStats, WorkQueue
 
 
 def _snapshot() -> MetricsSnapshot:

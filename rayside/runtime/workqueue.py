@@ -7,6 +7,9 @@ two workers at once. `add_rate_limited()` requeues after an exponential per-key 
 resets. Time comes from an injected clock, so the queue is testable without sleeping: `get(timeout=0)`
 never blocks and promotes delayed keys whose time has come. `stats()` gives the counters behind the
 `workqueue_*` metrics.
+
+The operator's controllers and localkube's built-in controllers share this queue: a failed pass is requeued
+with `add_rate_limited()` (growing per key, reset by `forget()` after a success), never at a fixed interval.
 """
 
 from __future__ import annotations
@@ -138,7 +141,9 @@ class WorkQueue:
                     return key
                 if self._shutting_down:
                     raise ShutDown()
-                wait = next_due
+                # a delayed key is re-checked at least every second, so a clock that jumps (an injected
+                # wall clock, a test clock) cannot leave a due key waiting for a wake-up that never comes
+                wait = None if next_due is None else min(next_due, 1.0)
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:

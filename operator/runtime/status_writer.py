@@ -7,40 +7,41 @@ takes clusters in the order their status first changed, waits for a token in the
 scale-up, several status changes of one cluster therefore cost one write, and a status is at most about
 `max_defer` seconds late; with a quiet API budget it is written at once. `pending()` lets the next pass
 compare against what is about to be written rather than the stale cache. A failed write is retried after a
-short pause; a deleted cluster drops its entry.
+short pause; a deleted cluster drops its entry. The thread and its queue come from
+`rayside.runtime.background.BackgroundQueue`; `path` builds the status path, so the same writer can serve
+other kinds (RayJob, RayService).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from ray_operator.runtime.informer import Cache
+from ray_operator.runtime.cache import Cache
 from rayside.kubeclient import KubeClient, KubeError, NotFound
+from rayside.objects import JSON
+from rayside.runtime.background import BackgroundQueue
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
+Key = tuple[str, str]
 
 
 @dataclass
 class _Entry:
-    status: Obj
+    status: JSON
     since: float  # when the first unwritten change was submitted
 
 
-def merge_body(current: Obj, new: Obj) -> Obj:
+def merge_body(current: JSON, new: JSON) -> JSON:
     """The merge-patch `status` body turning `current` into `new` (absent keys become null; pure)."""
-    body: Obj = {k: None for k in current if k not in new}
+    body: JSON = {k: None for k in current if k not in new}
     body.update(new)
     return body
 
 
-class StatusWriter:
+class StatusWriter(BackgroundQueue[Key]):
     def __init__(
         self,
         client: KubeClient,
@@ -51,6 +52,7 @@ class StatusWriter:
         retry_pause: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__("status-writer")
         self._client = client
         self._paid = client.prepaid()
         self._cache = cache
@@ -58,14 +60,10 @@ class StatusWriter:
         self._max_defer = max_defer
         self._retry_pause = retry_pause
         self._clock = clock
-        self._pending: dict[tuple[str, str], _Entry] = {}
-        self._order: deque[tuple[str, str]] = deque()
-        self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._closing = False
+        self._pending: dict[Key, _Entry] = {}
         self.writes = 0
 
-    def submit(self, namespace: str, name: str, status: Obj) -> None:
+    def submit(self, namespace: str, name: str, status: JSON) -> None:
         key = (namespace, name)
         with self._cv:
             entry = self._pending.get(key)
@@ -73,13 +71,10 @@ class StatusWriter:
                 entry.status = status
                 return
             self._pending[key] = _Entry(status, self._clock())
-            self._order.append(key)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
-                self._thread.start()
-            self._cv.notify()
+            if not self._enqueue_locked(key):  # closed
+                del self._pending[key]
 
-    def pending(self, namespace: str, name: str) -> Obj | None:
+    def pending(self, namespace: str, name: str) -> JSON | None:
         """The status submitted for the cluster but not yet written, if any."""
         with self._cv:
             entry = self._pending.get((namespace, name))
@@ -93,42 +88,30 @@ class StatusWriter:
         with self._cv:
             return not self._pending
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 5.0) -> list[Key]:
         """Write what is pending (each in turn, without deferring) for up to `timeout` seconds."""
-        with self._cv:
-            self._closing = True
-            self._cv.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        left = super().close(timeout)
         with self._cv:
             if self._pending:
                 log.debug("%d status writes not done at shutdown", len(self._pending))
+        return left
 
-    def _run(self) -> None:
-        while True:
+    def _process(self, key: Key) -> None:
+        with self._cv:
+            entry = self._pending.get(key)
+            if entry is None:  # forgotten
+                return
+            left = 0.0 if self._closing else entry.since + self._max_defer - self._clock()
+        self._client.limiter.acquire(deferrable=True, max_defer=max(0.0, left))
+        with self._cv:
+            entry = self._pending.get(key)
+            status = None if entry is None else entry.status
+        if status is not None and not self._write(key, status):
             with self._cv:
-                while not self._order and not self._closing:
-                    self._cv.wait()
-                if not self._order:
-                    return
-                key = self._order[0]
-                entry = self._pending.get(key)
-                if entry is None:  # forgotten
-                    self._order.popleft()
-                    continue
-                left = 0.0 if self._closing else entry.since + self._max_defer - self._clock()
-            self._client.limiter.acquire(deferrable=True, max_defer=max(0.0, left))
-            with self._cv:
-                self._order.popleft()
-                entry = self._pending.get(key)
-                status = None if entry is None else entry.status
-            if status is not None and not self._write(key, status):
-                with self._cv:
-                    self._order.append(key)
-                    self._cv.wait(self._retry_pause)
+                self._append_locked(key)
+            self._pause(self._retry_pause)
 
-    def _write(self, key: tuple[str, str], status: Obj) -> bool:
+    def _write(self, key: Key, status: JSON) -> bool:
         """Send `status`; True when done with the key (written, superseded, or the cluster is gone)."""
         ns, name = key
         cached = self._cache.get(ns, name)
@@ -152,5 +135,5 @@ class StatusWriter:
                 del self._pending[key]
             elif entry is not None:  # changed again while being written: its own deferral starts now
                 entry.since = self._clock()
-                self._order.append(key)
+                self._append_locked(key)
         return True

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ray_operator.runtime.workqueue import ShutDown, WorkQueue
+from rayside.runtime.workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
 
