@@ -2,6 +2,10 @@
 list+watch every served resource (custom resources included, discovered from CRDs) and run the garbage
 collector, the namespace lifecycle controller (with default ServiceAccounts), the Job controller and an
 Endpoints controller.
+
+They run on the shared runtime (`rayside.runtime`): one Informer per served resource, one WorkQueue of
+`controller:key` items and one Controller whose workers dispatch each item to its controller. A pass that
+raises is requeued with the queue's growing per-item backoff.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 from requests.adapters import HTTPAdapter
@@ -19,15 +23,19 @@ from localkube.controllers.gc import GarbageCollector
 from localkube.controllers.job import JobSettings
 from localkube.controllers.job_controller import JobController
 from localkube.controllers.namespace import NamespaceController
-from localkube.controllers.runtime import Informer, Obj, Resource, WorkQueue, discover, run_workers
-from rayside.kubeclient import KubeClient, NotFound
+from localkube.controllers.runtime import WorkItem, discover, served_resource
+from rayside.kubeclient import KubeClient
+from rayside.objects import JSON, Resource
+from rayside.runtime.controller import Controller
+from rayside.runtime.informer import Informer, typed_handler
+from rayside.runtime.workqueue import WorkQueue
 
 __all__ = ["Controllers", "JobSettings"]
 log = logging.getLogger(__name__)
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
-def crd_resources(crd: Obj) -> list[Resource]:
+def crd_resources(crd: JSON) -> list[Resource]:
     """The served versions of an established CRD as resources (storage version first)."""
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
@@ -57,7 +65,7 @@ class Controllers:
         client: KubeClient,
         *,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         job_settings: JobSettings | None = None,
         workers: int = 2,
         watch_timeout: int = 240,
@@ -70,7 +78,10 @@ class Controllers:
         self.watch_timeout = watch_timeout
         self.sync_timeout = sync_timeout
         self.stop_event = threading.Event()
-        self.queue = WorkQueue(clock)
+        self.queue = WorkQueue(clock=clock, base_delay=0.05, max_delay=5.0)
+        self.controller = Controller(
+            name="localkube-controller", queue=self.queue, reconcile=self._process, workers=workers
+        )
         self.lock = threading.Lock()
         self.informers: dict[Resource, Informer] = {}
         self.kinds: dict[tuple[str, str], Resource] = {}
@@ -87,7 +98,6 @@ class Controllers:
             lambda key: self._cached("", "services", key),
             lambda key: self._cached("", "endpoints", key),
         )
-        self.threads: list[threading.Thread] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -100,15 +110,14 @@ class Controllers:
         for inf in list(self.informers.values()):
             if not inf.synced.wait(max(deadline - time.monotonic(), 0.0)):
                 log.warning("controllers: cache for %s did not sync in time", inf.name)
-        self.threads = run_workers(self.queue, self._process, self.workers, "localkube-controller")
+        self.controller.start()
         log.debug("controllers started with %d informers", len(self.informers))
 
     def stop(self) -> None:
         self.stop_event.set()
-        self.queue.close()
+        self.queue.shutdown()
         self.client.session.close()
-        for t in self.threads:
-            t.join(timeout=2)
+        self.controller.stop(timeout=2)
 
     # -- informers -----------------------------------------------------------------------------------------
     def _watch(self, res: Resource) -> None:
@@ -116,12 +125,13 @@ class Controllers:
             self.kinds[(res.api_version, res.kind)] = res
             if res in self.informers or self.stop_event.is_set():
                 return
-            inf = Informer(self.client, res.path(), self._handler(res), self.stop_event, sleep=self.sleep,
-                           watch_timeout=self.watch_timeout, name=f"{res.plural}.{res.group}")  # fmt: skip
+            inf = Informer(self.client, res.path(), on_change=typed_handler(self._handler(res)),
+                           watch_timeout=self.watch_timeout, sleep=self.sleep,
+                           name=f"{res.plural}.{res.group}")  # fmt: skip
             self.informers[res] = inf
-        inf.start()
+        inf.start(self.stop_event)
 
-    def _unwatch(self, crd: Obj) -> None:
+    def _unwatch(self, crd: JSON) -> None:
         spec = crd.get("spec") or {}
         group, plural = spec.get("group"), (spec.get("names") or {}).get("plural")
         with self.lock:
@@ -133,8 +143,8 @@ class Controllers:
         for res in gone:
             self.gc.forget_resource(res)
 
-    def _handler(self, res: Resource) -> Callable[[str, Obj, Obj | None], None]:
-        def handle(kind: str, obj: Obj, old: Obj | None) -> None:
+    def _handler(self, res: Resource) -> Callable[[str, JSON, JSON | None], None]:
+        def handle(kind: str, obj: JSON, old: JSON | None) -> None:
             self.gc.on_event(res, kind, obj, old)
             key = (res.group, res.plural)
             if key == ("", "namespaces"):
@@ -153,7 +163,7 @@ class Controllers:
 
         return handle
 
-    def _on_crd(self, kind: str, crd: Obj) -> None:
+    def _on_crd(self, kind: str, crd: JSON) -> None:
         served = [] if kind == "DELETED" else crd_resources(crd)
         if not served:
             self._unwatch(crd)
@@ -174,48 +184,37 @@ class Controllers:
         """The resource serving ``kind``; asks the server when the caches have not seen it (yet)."""
         with self.lock:
             known = self.kinds.get((api_version, kind))
-        if known is not None:
-            return known
-        group, _, version = api_version.rpartition("/")
-        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        try:
-            listing = self.client.get(path)
-        except NotFound:  # the group/version is not served: the owner cannot exist
-            return None
-        for res in listing.get("resources") or []:
-            if res.get("kind") == kind and "/" not in str(res.get("name")):
-                return Resource(group, version, str(res["name"]), kind, bool(res.get("namespaced")))
-        return None
+        return known if known is not None else served_resource(self.client, api_version, kind)
 
     def _resources(self) -> list[Resource]:
         with self.lock:
             return list(self.informers)
 
-    def _namespace(self, name: str) -> Obj | None:
+    def _namespace(self, name: str) -> JSON | None:
         inf = self._informer("", "namespaces")
-        return inf.get(name) if inf else None
+        return inf.get("", name) if inf else None
 
     def _has_sa(self, ns: str) -> bool:
         inf = self._informer("", "serviceaccounts")
-        return bool(inf and inf.get(f"{ns}/default"))
+        return bool(inf and inf.get(ns, "default"))
 
-    def _job(self, key: str) -> Obj | None:
+    def _job(self, key: str) -> JSON | None:
         return self._cached("batch", "jobs", key)
 
-    def _cached(self, group: str, plural: str, key: str) -> Obj | None:
+    def _cached(self, group: str, plural: str, key: str) -> JSON | None:
         inf = self._informer(group, plural)
-        return inf.get(key) if inf else None
+        return inf.get_by_key(key) if inf else None
 
-    def _items(self, group: str, plural: str) -> list[Obj]:
+    def _items(self, group: str, plural: str) -> list[JSON]:
         inf = self._informer(group, plural)
-        return inf.items() if inf else []
+        return inf.list() if inf else []
 
     # -- work ----------------------------------------------------------------------------------------------
-    def _enqueue(self, key: Hashable, delay: float) -> None:
-        self.queue.add(key, delay)
+    def _enqueue(self, item: WorkItem, delay: float) -> None:
+        self.queue.add_after(":".join(item), delay)
 
-    def _process(self, item: Hashable) -> None:
-        kind, key = item if isinstance(item, tuple) else ("", item)
+    def _process(self, item: str) -> None:
+        kind, _, key = item.partition(":")
         handlers: dict[str, Callable[[Any], None]] = {
             "gc": self.gc.process,
             "ns": self.namespaces.process,

@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
-from localkube.controllers.runtime import Obj
+from localkube.controllers.runtime import Enqueue
 from rayside.kubeclient import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
+from rayside.objects import ENDPOINTS, JSON, key_of, split_key
 
 log = logging.getLogger(__name__)
-PATH = "/api/v1/namespaces/{ns}/endpoints"
 
 
-def _ready(pod: Obj) -> bool:
+def _ready(pod: JSON) -> bool:
     conds = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
-def selects(service: Obj, pod: Obj) -> bool:
+def selects(service: JSON, pod: JSON) -> bool:
     """Whether the Service's (non-empty) selector matches the pod in the same namespace."""
     selector = (service.get("spec") or {}).get("selector") or {}
     meta, pmeta = service.get("metadata") or {}, pod.get("metadata") or {}
@@ -33,7 +33,7 @@ def selects(service: Obj, pod: Obj) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def _target_port(port: Obj, pod: Obj) -> int | None:
+def _target_port(port: JSON, pod: JSON) -> int | None:
     target = port.get("targetPort", port.get("port"))
     if isinstance(target, int):
         return target
@@ -46,9 +46,9 @@ def _target_port(port: Obj, pod: Obj) -> int | None:
     return None
 
 
-def _address(pod: Obj) -> Obj:
+def _address(pod: JSON) -> JSON:
     meta = pod.get("metadata") or {}
-    addr: Obj = {"ip": (pod.get("status") or {}).get("podIP"),
+    addr: JSON = {"ip": (pod.get("status") or {}).get("podIP"),
                  "targetRef": {"kind": "Pod", "namespace": meta.get("namespace"), "name": meta.get("name"),
                                "uid": meta.get("uid")}}  # fmt: skip
     node = (pod.get("spec") or {}).get("nodeName")
@@ -57,12 +57,12 @@ def _address(pod: Obj) -> Obj:
     return addr
 
 
-def desired_endpoints(service: Obj, pods: list[Obj]) -> Obj | None:
+def desired_endpoints(service: JSON, pods: list[JSON]) -> JSON | None:
     """The Endpoints for ``service`` given the pods of its namespace (``None``: not managed, no selector)."""
     spec, meta = service.get("spec") or {}, service.get("metadata") or {}
     if not spec.get("selector"):
         return None
-    groups: dict[str, Obj] = {}
+    groups: dict[str, JSON] = {}
     publish = bool(spec.get("publishNotReadyAddresses"))
     for pod in sorted(pods, key=lambda p: str((p.get("status") or {}).get("podIP", ""))):
         pmeta, status = pod.get("metadata") or {}, pod.get("status") or {}
@@ -79,7 +79,7 @@ def desired_endpoints(service: Obj, pods: list[Obj]) -> Obj | None:
         subset = groups.setdefault(json.dumps(ports, sort_keys=True), {"ports": ports})
         bucket = "addresses" if publish or _ready(pod) else "notReadyAddresses"
         subset.setdefault(bucket, []).append(_address(pod))
-    body: Obj = {
+    body: JSON = {
         "apiVersion": "v1",
         "kind": "Endpoints",
         "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
@@ -95,11 +95,11 @@ class EndpointsController:
     def __init__(
         self,
         client: KubeClient,
-        enqueue: Callable[[Hashable, float], None],
-        services: Callable[[], list[Obj]],
-        pods: Callable[[], list[Obj]],
-        get_service: Callable[[str], Obj | None],
-        get_endpoints: Callable[[str], Obj | None],
+        enqueue: Enqueue,
+        services: Callable[[], list[JSON]],
+        pods: Callable[[], list[JSON]],
+        get_service: Callable[[str], JSON | None],
+        get_endpoints: Callable[[str], JSON | None],
     ) -> None:
         self.client = client
         self.enqueue = enqueue
@@ -108,22 +108,21 @@ class EndpointsController:
         self.get_service = get_service
         self.get_endpoints = get_endpoints
 
-    def on_service(self, kind: str, svc: Obj) -> None:
-        meta = svc["metadata"]
-        self.enqueue(("ep", f"{meta.get('namespace')}/{meta['name']}"), 0.0)
+    def on_service(self, kind: str, svc: JSON) -> None:
+        self.enqueue(("ep", key_of(svc)), 0.0)
 
-    def on_pod(self, kind: str, pod: Obj, old: Obj | None) -> None:
+    def on_pod(self, kind: str, pod: JSON, old: JSON | None) -> None:
         for svc in self.services():
             if selects(svc, pod) or (old is not None and selects(svc, old)):
                 self.on_service(kind, svc)
 
     def process(self, key: str) -> None:
-        ns, _, name = key.partition("/")
+        ns, name = split_key(key)
         svc = self.get_service(key)
         current = self.get_endpoints(key)
         if svc is None:
             if current is not None and self._managed(current):
-                self._quiet(lambda: self.client.delete(f"{PATH.format(ns=ns)}/{name}"))
+                self._quiet(lambda: self.client.delete(ENDPOINTS.path(ns, name)))
             return
         want = desired_endpoints(svc, [p for p in self.pods() if p["metadata"].get("namespace") == ns])
         if want is None:
@@ -133,7 +132,7 @@ class EndpointsController:
         )
         if current is None:
             try:
-                self.client.create(PATH.format(ns=ns), want)
+                self.client.create(ENDPOINTS.path(ns), want)
             except AlreadyExists:
                 self.enqueue(("ep", key), 0.2)
             except KubeError as exc:
@@ -147,14 +146,14 @@ class EndpointsController:
             return
         want["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
         try:
-            self.client.replace(f"{PATH.format(ns=ns)}/{name}", want)
+            self.client.replace(ENDPOINTS.path(ns, name), want)
         except Conflict:
             self.enqueue(("ep", key), 0.2)
         except KubeError as exc:
             log.debug("endpoints %s: update failed: %s", key, exc)
 
     @staticmethod
-    def _managed(ep: Obj) -> bool:
+    def _managed(ep: JSON) -> bool:
         annotations = (ep.get("metadata") or {}).get("annotations") or {}
         return annotations.get("localkube.rayside.io/managed-by") == "endpoints-controller"
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localkube.controllers.runtime import Obj, Resource, obj_key
+from localkube.controllers.runtime import Enqueue
 from rayside.kubeclient import Conflict, Invalid, KubeClient, KubeError, NotFound
+from rayside.objects import JSON, Resource, key_of
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,12 @@ class DependentPlan:
 class OwnerPlan:
     """What to do for one owner being deleted with the orphan or foreground policy."""
 
-    strip_from: list[Obj] = field(default_factory=list)  # dependents whose ref to the owner is removed
-    delete_dependents: list[Obj] = field(default_factory=list)
+    strip_from: list[JSON] = field(default_factory=list)  # dependents whose ref to the owner is removed
+    delete_dependents: list[JSON] = field(default_factory=list)
     remove_finalizer: str | None = None
 
 
-def owner_state(owner: Obj | None) -> str:
+def owner_state(owner: JSON | None) -> str:
     """``absent`` / ``foreground`` (being deleted, waiting for dependents) / ``present``."""
     if owner is None:
         return ABSENT
@@ -50,7 +51,7 @@ def owner_state(owner: Obj | None) -> str:
     return PRESENT
 
 
-def plan_dependent(dep: Obj, states: dict[str, str]) -> DependentPlan:
+def plan_dependent(dep: JSON, states: dict[str, str]) -> DependentPlan:
     """Decide for ``dep`` given each owner uid's state (absent / foreground / present)."""
     refs = (dep.get("metadata") or {}).get("ownerReferences") or []
     if not refs or (dep.get("metadata") or {}).get("deletionTimestamp"):
@@ -66,7 +67,7 @@ def plan_dependent(dep: Obj, states: dict[str, str]) -> DependentPlan:
     return DependentPlan(delete_policy="Background")
 
 
-def plan_owner(owner: Obj, dependents: list[Obj]) -> OwnerPlan:
+def plan_owner(owner: JSON, dependents: list[JSON]) -> OwnerPlan:
     """Decide for an owner carrying the ``orphan`` or ``foregroundDeletion`` finalizer."""
     meta = owner.get("metadata") or {}
     finalizers = meta.get("finalizers") or []
@@ -99,7 +100,7 @@ class GarbageCollector:
     def __init__(
         self,
         client: KubeClient,
-        enqueue: Callable[[Hashable, float], None],
+        enqueue: Enqueue,
         resource_for: Callable[[str, str], Resource | None],
         resources: Callable[[], list[Resource]] = list,
     ) -> None:
@@ -108,11 +109,11 @@ class GarbageCollector:
         self.resource_for = resource_for  # (apiVersion, kind) -> Resource
         self.resources = resources  # every watched resource
         self.lock = threading.Lock()
-        self.by_uid: dict[str, tuple[Resource, Obj]] = {}
+        self.by_uid: dict[str, tuple[Resource, JSON]] = {}
         self.dependents: dict[str, set[str]] = {}  # owner uid -> dependent uids
 
     # -- indexes, fed by informer events ------------------------------------------------------------------
-    def on_event(self, res: Resource, kind: str, obj: Obj, old: Obj | None) -> None:
+    def on_event(self, res: Resource, kind: str, obj: JSON, old: JSON | None) -> None:
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid", ""))
         if not uid:
@@ -168,7 +169,7 @@ class GarbageCollector:
         if meta.get("ownerReferences"):
             self._act_dependent(res, obj)
 
-    def _state(self, dep: Obj, ref: dict[str, Any]) -> str:
+    def _state(self, dep: JSON, ref: dict[str, Any]) -> str:
         uid = str(ref.get("uid", ""))
         with self.lock:
             cached = self.by_uid.get(uid)
@@ -186,13 +187,13 @@ class GarbageCollector:
             return ABSENT
         return owner_state(live)
 
-    def _act_dependent(self, res: Resource, dep: Obj) -> None:
+    def _act_dependent(self, res: Resource, dep: JSON) -> None:
         refs = dep["metadata"].get("ownerReferences") or []
         states = {str(r.get("uid")): self._state(dep, r) for r in refs}
         plan = plan_dependent(dep, states)
         meta = dep["metadata"]
         if plan.delete_policy:
-            log.debug("gc: deleting %s %s (%s)", res.plural, obj_key(dep), plan.delete_policy)
+            log.debug("gc: deleting %s %s (%s)", res.plural, key_of(dep), plan.delete_policy)
             # The resourceVersion precondition makes a decision taken on a stale cached copy fail with 409
             # (e.g. the ownerReference was just stripped by an orphaning owner) instead of deleting.
             pre = {"uid": meta["uid"], "resourceVersion": meta.get("resourceVersion")}
@@ -203,7 +204,7 @@ class GarbageCollector:
         elif plan.remove_owner_uids:
             self._remove_refs(res, dep, set(plan.remove_owner_uids))
 
-    def _act_owner(self, res: Resource, owner: Obj, deps: list[tuple[Resource, Obj]]) -> None:
+    def _act_owner(self, res: Resource, owner: JSON, deps: list[tuple[Resource, JSON]]) -> None:
         if ORPHAN_FINALIZER in (owner["metadata"].get("finalizers") or []):
             # Each resource has its own watch, so a dependent created just before its owner was deleted may
             # not be in the caches yet; releasing `orphan` without it would let it be collected as dangling.
@@ -225,11 +226,13 @@ class GarbageCollector:
             return
         if plan.remove_finalizer:
             log.debug(
-                "gc: removing finalizer %s from %s %s", plan.remove_finalizer, res.plural, obj_key(owner)
+                "gc: removing finalizer %s from %s %s", plan.remove_finalizer, res.plural, key_of(owner)
             )
             self.remove_finalizer(self.client, res, owner, plan.remove_finalizer)
 
-    def _live_dependents(self, owner: Obj, cached: list[tuple[Resource, Obj]]) -> list[tuple[Resource, Obj]]:
+    def _live_dependents(
+        self, owner: JSON, cached: list[tuple[Resource, JSON]]
+    ) -> list[tuple[Resource, JSON]]:
         """The cached dependents plus any the server lists that the caches have not delivered yet."""
         uid = owner["metadata"]["uid"]
         ns = owner["metadata"].get("namespace")
@@ -248,7 +251,7 @@ class GarbageCollector:
                     found.setdefault(item["metadata"]["uid"], (res, item))
         return list(found.values())
 
-    def _remove_refs(self, res: Resource, dep: Obj, uids: set[str]) -> bool:
+    def _remove_refs(self, res: Resource, dep: JSON, uids: set[str]) -> bool:
         """Strip the given owners' references from a dependent; False (and requeued) when that failed."""
         meta = dep["metadata"]
         refs = meta.get("ownerReferences") or []
@@ -267,7 +270,7 @@ class GarbageCollector:
         return True
 
     @staticmethod
-    def remove_finalizer(client: KubeClient, res: Resource, obj: Obj, finalizer: str) -> bool:
+    def remove_finalizer(client: KubeClient, res: Resource, obj: JSON, finalizer: str) -> bool:
         """Remove one finalizer with a test-guarded JSON patch; False when the object changed under us."""
         meta = obj["metadata"]
         fins = meta.get("finalizers") or []

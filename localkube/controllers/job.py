@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from localkube.controllers.runtime import Obj
+from rayside.objects import JSON
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
@@ -33,10 +33,10 @@ class JobSettings:
 
 @dataclass
 class JobPlan:
-    create: list[Obj] = field(default_factory=list)
-    delete: list[Obj] = field(default_factory=list)
-    remove_finalizer: list[Obj] = field(default_factory=list)
-    status: Obj | None = None
+    create: list[JSON] = field(default_factory=list)
+    delete: list[JSON] = field(default_factory=list)
+    remove_finalizer: list[JSON] = field(default_factory=list)
+    status: JSON | None = None
     requeue_after: float | None = None
     delete_job: bool = False
     counted: list[str] = field(default_factory=list)  # pod uids moved into the counters by this status
@@ -65,28 +65,28 @@ def _parse(value: Any) -> dt.datetime | None:
         return None
 
 
-def _meta(obj: Obj) -> Obj:
+def _meta(obj: JSON) -> JSON:
     return obj.get("metadata") or {}
 
 
-def _phase(pod: Obj) -> str:
+def _phase(pod: JSON) -> str:
     return str((pod.get("status") or {}).get("phase") or "")
 
 
-def _has_fin(pod: Obj) -> bool:
+def _has_fin(pod: JSON) -> bool:
     return TRACKING_FINALIZER in (_meta(pod).get("finalizers") or [])
 
 
-def _cond(status: Obj, ctype: str) -> Obj | None:
+def _cond(status: JSON, ctype: str) -> JSON | None:
     return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), None)
 
 
-def _is_true(status: Obj, ctype: str) -> bool:
+def _is_true(status: JSON, ctype: str) -> bool:
     c = _cond(status, ctype)
     return c is not None and c.get("status") == "True"
 
 
-def _set_cond(status: Obj, ctype: str, value: str, reason: str, message: str, now: dt.datetime) -> None:
+def _set_cond(status: JSON, ctype: str, value: str, reason: str, message: str, now: dt.datetime) -> None:
     conds = status.setdefault("conditions", [])
     cur = _cond(status, ctype)
     stamp = rfc3339(now)
@@ -99,18 +99,18 @@ def _set_cond(status: Obj, ctype: str, value: str, reason: str, message: str, no
         )
 
 
-def job_labels(job: Obj) -> dict[str, str]:
+def job_labels(job: JSON) -> dict[str, str]:
     meta = _meta(job)
     uid, name = str(meta.get("uid", "")), str(meta.get("name", ""))
     return {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
             "controller-uid": uid, "job-name": name}  # fmt: skip
 
 
-def pod_for(job: Obj, index: int | None = None) -> Obj:
+def pod_for(job: JSON, index: int | None = None) -> JSON:
     """The Pod a Job creates (``index`` for Indexed completion mode)."""
     meta, spec = _meta(job), job.get("spec") or {}
     template = copy.deepcopy(spec.get("template") or {})
-    pmeta: Obj = template.get("metadata") or {}
+    pmeta: JSON = template.get("metadata") or {}
     pmeta["labels"] = {**(pmeta.get("labels") or {}), **job_labels(job)}
     pmeta["generateName"] = f"{meta['name']}-" if index is None else f"{meta['name']}-{index}-"
     pmeta["namespace"] = meta.get("namespace")
@@ -118,7 +118,7 @@ def pod_for(job: Obj, index: int | None = None) -> Obj:
     owner = {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"]}
     pmeta["ownerReferences"] = [{**owner, "controller": True, "blockOwnerDeletion": True}]
     pmeta.pop("name", None)
-    pspec: Obj = template.get("spec") or {}
+    pspec: JSON = template.get("spec") or {}
     if index is not None:
         pmeta["annotations"] = {**(pmeta.get("annotations") or {}), INDEX_KEY: str(index)}
         pmeta["labels"][INDEX_KEY] = str(index)
@@ -152,7 +152,7 @@ def parse_indexes(text: str) -> set[int]:
     return out
 
 
-def _pod_index(pod: Obj) -> int | None:
+def _pod_index(pod: JSON) -> int | None:
     raw = (_meta(pod).get("annotations") or {}).get(INDEX_KEY) or (_meta(pod).get("labels") or {}).get(
         INDEX_KEY
     )
@@ -166,15 +166,15 @@ def _pod_index(pod: Obj) -> int | None:
 class _View:
     """The job's pods classified, plus the counters including not-yet-counted terminations."""
 
-    active: list[Obj]
-    terminating: list[Obj]
+    active: list[JSON]
+    terminating: list[JSON]
     succeeded: int
     failed: int
     restarts: int
     completed: set[int]
 
 
-def _count(job: Obj, pods: list[Obj], status: Obj, plan: JobPlan, obs: Observed, finished: bool) -> _View:
+def _count(job: JSON, pods: list[JSON], status: JSON, plan: JobPlan, obs: Observed, finished: bool) -> _View:
     stored = (job.get("status") or {}).get("uncountedTerminatedPods") or {}
     unc = status.setdefault("uncountedTerminatedPods", {})
     unc_s, unc_f = list(unc.get("succeeded") or []), list(unc.get("failed") or [])
@@ -214,7 +214,7 @@ def _count(job: Obj, pods: list[Obj], status: Obj, plan: JobPlan, obs: Observed,
                  status["failed"] + len(unc["failed"]), restarts, completed)  # fmt: skip
 
 
-def _failure(job: Obj, status: Obj, view: _View, now: dt.datetime) -> tuple[str, str] | None:
+def _failure(job: JSON, status: JSON, view: _View, now: dt.datetime) -> tuple[str, str] | None:
     spec = job.get("spec") or {}
     limit = int(spec.get("backoffLimit", 6) if spec.get("backoffLimit") is not None else 6)
     start = _parse(status.get("startTime"))
@@ -228,7 +228,7 @@ def _failure(job: Obj, status: Obj, view: _View, now: dt.datetime) -> tuple[str,
     return None
 
 
-def _succeeded(job: Obj, view: _View) -> bool:
+def _succeeded(job: JSON, view: _View) -> bool:
     spec = job.get("spec") or {}
     completions = spec.get("completions")
     if spec.get("completionMode") == "Indexed" and completions is not None:
@@ -238,7 +238,7 @@ def _succeeded(job: Obj, view: _View) -> bool:
     return view.succeeded >= int(completions)
 
 
-def _finish_ttl(job: Obj, status: Obj, plan: JobPlan, now: dt.datetime) -> None:
+def _finish_ttl(job: JSON, status: JSON, plan: JobPlan, now: dt.datetime) -> None:
     ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
     if ttl is None:
         return
@@ -255,7 +255,7 @@ def _finish_ttl(job: Obj, status: Obj, plan: JobPlan, now: dt.datetime) -> None:
 
 
 def _create_pods(
-    job: Obj, view: _View, plan: JobPlan, obs: Observed, now: dt.datetime, settings: JobSettings
+    job: JSON, view: _View, plan: JobPlan, obs: Observed, now: dt.datetime, settings: JobSettings
 ) -> None:
     spec = job.get("spec") or {}
     parallelism = int(spec.get("parallelism", 1) if spec.get("parallelism") is not None else 1)
@@ -288,11 +288,11 @@ def _create_pods(
         plan.create = [pod_for(job) for _ in range(wanted - have)]
 
 
-def plan_job(job: Obj, pods: list[Obj], now: dt.datetime, obs: Observed, settings: JobSettings) -> JobPlan:
+def plan_job(job: JSON, pods: list[JSON], now: dt.datetime, obs: Observed, settings: JobSettings) -> JobPlan:
     """Everything the controller should do for ``job`` owning ``pods`` at ``now``."""
     plan = JobPlan()
     spec, old_status = job.get("spec") or {}, job.get("status") or {}
-    status: Obj = copy.deepcopy(old_status)
+    status: JSON = copy.deepcopy(old_status)
     finished = _is_true(status, "Complete") or _is_true(status, "Failed")
     view = _count(job, pods, status, plan, obs, finished)
     if finished:
@@ -317,7 +317,7 @@ def plan_job(job: Obj, pods: list[Obj], now: dt.datetime, obs: Observed, setting
     return plan
 
 
-def _progress(job: Obj, status: Obj, view: _View, plan: JobPlan, obs: Observed, now: dt.datetime,
+def _progress(job: JSON, status: JSON, view: _View, plan: JobPlan, obs: Observed, now: dt.datetime,
               settings: JobSettings) -> None:  # fmt: skip
     failure = _failure(job, status, view, now)
     if failure is not None:
@@ -344,7 +344,7 @@ def _progress(job: Obj, status: Obj, view: _View, plan: JobPlan, obs: Observed, 
         plan.requeue_after = min(left, plan.requeue_after) if plan.requeue_after is not None else left
 
 
-def _summarize(status: Obj, view: _View, plan: JobPlan) -> None:
+def _summarize(status: JSON, view: _View, plan: JobPlan) -> None:
     deleting = {id(p) for p in plan.delete}
     active = [p for p in view.active if id(p) not in deleting]
     status["active"] = len(active) + len(plan.create)

@@ -7,17 +7,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from localkube.controllers.gc import GarbageCollector
 from localkube.controllers.job import TRACKING_FINALIZER, JobSettings, Observed, plan_job
-from localkube.controllers.runtime import Obj, Resource, record_event
+from localkube.controllers.runtime import Enqueue, record_event
 from rayside.kubeclient import Conflict, KubeClient, KubeError, NotFound
+from rayside.objects import JOBS, JSON, PODS, key_of, split_key
 
 log = logging.getLogger(__name__)
-JOBS = Resource("batch", "v1", "jobs", "Job", True)
-PODS = Resource("", "v1", "pods", "Pod", True)
 EXPECTATION_TIMEOUT = 30.0
 
 
@@ -30,7 +29,7 @@ class _JobMemory:
     last_failure: dt.datetime | None = None
 
 
-def controller_job(pod: Obj) -> tuple[str, str] | None:
+def controller_job(pod: JSON) -> tuple[str, str] | None:
     """(job name, job uid) of a pod controlled by a Job."""
     for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
         if (
@@ -46,8 +45,8 @@ class JobController:
     def __init__(
         self,
         client: KubeClient,
-        enqueue: Callable[[Hashable, float], None],
-        get_job: Callable[[str], Obj | None],
+        enqueue: Enqueue,
+        get_job: Callable[[str], JSON | None],
         clock: Callable[[], float],
         settings: JobSettings,
     ) -> None:
@@ -57,27 +56,27 @@ class JobController:
         self.clock = clock
         self.settings = settings
         self.lock = threading.Lock()
-        self.pods: dict[str, dict[str, Obj]] = {}  # job uid -> pod name -> pod
+        self.pods: dict[str, dict[str, JSON]] = {}  # job uid -> pod name -> pod
         self.memory: dict[str, _JobMemory] = {}
 
-    def on_job(self, kind: str, job: Obj) -> None:
+    def on_job(self, kind: str, job: JSON) -> None:
         meta = job["metadata"]
         if kind == "DELETED":
             with self.lock:
                 self.memory.pop(str(meta.get("uid")), None)
                 orphans = list(self.pods.get(str(meta.get("uid")), {}).values())
             for pod in orphans:
-                self.enqueue(("jobpod", f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"), 0.0)
+                self.enqueue(("jobpod", key_of(pod)), 0.0)
             return
-        self.enqueue(("job", f"{meta.get('namespace')}/{meta['name']}"), 0.0)
+        self.enqueue(("job", key_of(job)), 0.0)
 
-    def on_pod(self, kind: str, pod: Obj) -> None:
+    def on_pod(self, kind: str, pod: JSON) -> None:
         owner = controller_job(pod)
         meta = pod["metadata"]
         if kind != "DELETED" and TRACKING_FINALIZER in (meta.get("finalizers") or []):
             job = self.get_job(f"{meta.get('namespace')}/{owner[0]}") if owner else None
             if owner is None or job is None or job["metadata"].get("uid") != owner[1]:
-                self.enqueue(("jobpod", f"{meta.get('namespace')}/{meta['name']}"), 0.0)
+                self.enqueue(("jobpod", key_of(pod)), 0.0)
         if owner is None:
             return
         with self.lock:
@@ -93,7 +92,7 @@ class JobController:
                 mem.created.pop(meta["name"], None)
         self.enqueue(("job", f"{meta.get('namespace')}/{owner[0]}"), 0.0)
 
-    def _observed(self, uid: str, now: float) -> tuple[list[Obj], Observed]:
+    def _observed(self, uid: str, now: float) -> tuple[list[JSON], Observed]:
         with self.lock:
             pods = list(self.pods.get(uid, {}).values())
             mem = self.memory.setdefault(uid, _JobMemory())
@@ -108,7 +107,7 @@ class JobController:
         if job is not None:
             self._sync(key, job, retry=True)
 
-    def _sync(self, key: str, job: Obj, retry: bool) -> None:
+    def _sync(self, key: str, job: JSON, retry: bool) -> None:
         uid = str(job["metadata"]["uid"])
         now_s = self.clock()
         now = dt.datetime.fromtimestamp(now_s, dt.UTC)
@@ -155,7 +154,7 @@ class JobController:
 
     def process_pod(self, key: str) -> None:
         """Drop the tracking finalizer from a pod whose Job is gone (or that lost its Job controller ref)."""
-        ns, _, name = key.partition("/")
+        ns, name = split_key(key)
         try:
             pod = self.client.get(PODS.path(ns, name))
         except NotFound:
@@ -174,7 +173,7 @@ class JobController:
         if not GarbageCollector.remove_finalizer(self.client, PODS, pod, TRACKING_FINALIZER):
             self.enqueue(("jobpod", key), 0.2)
 
-    def _write_status(self, job: Obj, status: Obj) -> bool:
+    def _write_status(self, job: JSON, status: JSON) -> bool:
         meta = job["metadata"]
         body = {**job, "status": status}
         try:
@@ -183,7 +182,7 @@ class JobController:
             return False
         return True
 
-    def _finish_events(self, job: Obj, status: Obj) -> None:
+    def _finish_events(self, job: JSON, status: JSON) -> None:
         before = {
             c.get("type")
             for c in (job.get("status") or {}).get("conditions") or []
@@ -198,7 +197,7 @@ class JobController:
                 record_event(self.client, job, "Warning", str(cond.get("reason")), str(cond.get("message")),
                              "job-controller")  # fmt: skip
 
-    def _create_pod(self, uid: str, ns: str, body: Obj, job: Obj) -> None:
+    def _create_pod(self, uid: str, ns: str, body: JSON, job: JSON) -> None:
         try:
             pod = self.client.create(PODS.path(ns), body)
         except KubeError as exc:
@@ -215,7 +214,7 @@ class JobController:
             if not known:
                 mem.created[pod["metadata"]["name"]] = self.clock()
 
-    def _delete_pod(self, uid: str, pod: Obj) -> None:
+    def _delete_pod(self, uid: str, pod: JSON) -> None:
         meta = pod["metadata"]
         with self.lock:
             self.memory.setdefault(uid, _JobMemory()).deleted.add(str(meta.get("uid")))

@@ -7,24 +7,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
-from localkube.controllers.runtime import Obj, Resource
+from localkube.controllers.runtime import Enqueue
 from rayside.kubeclient import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
+from rayside.objects import JSON, NAMESPACES, SERVICEACCOUNTS, Resource
 
 log = logging.getLogger(__name__)
 NAMESPACE_FINALIZER = "kubernetes"
-SA_PATH = "/api/v1/namespaces/{ns}/serviceaccounts"
 
 
-def is_terminating(ns: Obj) -> bool:
+def is_terminating(ns: JSON) -> bool:
     return (
         bool((ns.get("metadata") or {}).get("deletionTimestamp"))
         or (ns.get("status") or {}).get("phase") == "Terminating"
     )
 
 
-def plan_namespace_cleanup(contents: dict[Resource, list[Obj]]) -> tuple[list[tuple[Resource, Obj]], bool]:
+def plan_namespace_cleanup(contents: dict[Resource, list[JSON]]) -> tuple[list[tuple[Resource, JSON]], bool]:
     """(objects to delete now, whether the namespace is empty) from a live listing of its contents."""
     to_delete = [
         (res, obj)
@@ -42,9 +42,9 @@ class NamespaceController:
     def __init__(
         self,
         client: KubeClient,
-        enqueue: Callable[[Hashable, float], None],
+        enqueue: Enqueue,
         resources: Callable[[], list[Resource]],
-        namespace_of: Callable[[str], Obj | None],
+        namespace_of: Callable[[str], JSON | None],
         sa_exists: Callable[[str], bool],
         retry_delay: float = 0.2,
     ) -> None:
@@ -55,11 +55,11 @@ class NamespaceController:
         self.sa_exists = sa_exists
         self.retry_delay = retry_delay
 
-    def on_namespace(self, kind: str, ns: Obj) -> None:
+    def on_namespace(self, kind: str, ns: JSON) -> None:
         if kind != "DELETED":
             self.enqueue(("ns", ns["metadata"]["name"]), 0.0)
 
-    def on_service_account(self, kind: str, sa: Obj) -> None:
+    def on_service_account(self, kind: str, sa: JSON) -> None:
         meta = sa.get("metadata") or {}
         if kind == "DELETED" and meta.get("name") == "default":
             self.enqueue(("ns", meta.get("namespace", "")), 0.0)
@@ -80,16 +80,16 @@ class NamespaceController:
             "metadata": {"name": "default", "namespace": ns},
         }
         try:
-            self.client.create(SA_PATH.format(ns=ns), body)
+            self.client.create(SERVICEACCOUNTS.path(ns), body)
             log.debug("namespace %s: created ServiceAccount default", ns)
         except (AlreadyExists, NotFound):
             pass
         except KubeError as exc:  # e.g. 403 while the namespace starts terminating
             log.debug("namespace %s: cannot create ServiceAccount default: %s", ns, exc)
 
-    def _drain(self, ns: Obj) -> None:
+    def _drain(self, ns: JSON) -> None:
         name = ns["metadata"]["name"]
-        contents: dict[Resource, list[Obj]] = {}
+        contents: dict[Resource, list[JSON]] = {}
         for res in self.resources():
             if not res.namespaced:
                 continue
@@ -108,7 +108,7 @@ class NamespaceController:
             return
         self._finalize(ns)
 
-    def _finalize(self, ns: Obj) -> None:
+    def _finalize(self, ns: JSON) -> None:
         name = ns["metadata"]["name"]
         fins = list((ns.get("spec") or {}).get("finalizers") or [])
         if NAMESPACE_FINALIZER not in fins:
@@ -120,7 +120,7 @@ class NamespaceController:
             "spec": {"finalizers": [f for f in fins if f != NAMESPACE_FINALIZER]},
         }
         try:
-            self.client.replace(f"/api/v1/namespaces/{name}/finalize", body)
+            self.client.replace(NAMESPACES.path(None, name, "finalize"), body)
             log.debug("namespace %s: finalized", name)
         except NotFound:
             pass

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from localkube.controllers import crd_resources
 from localkube.controllers.gc import ABSENT, FOREGROUND, PRESENT, owner_state, plan_dependent, plan_owner
 from localkube.controllers.job import (
@@ -18,7 +20,8 @@ from localkube.controllers.job import (
     pod_for,
 )
 from localkube.controllers.namespace import plan_namespace_cleanup
-from localkube.controllers.runtime import Resource, WorkQueue
+from rayside.objects import Resource
+from rayside.runtime.workqueue import ShutDown, WorkQueue
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 SETTINGS = JobSettings(backoff_base=10.0, backoff_max=360.0)
@@ -301,19 +304,20 @@ def test_crd_resources() -> None:
 
 def test_work_queue_dedup_and_delay() -> None:
     now = [100.0]
-    q = WorkQueue(lambda: now[0])
+    q = WorkQueue(clock=lambda: now[0])
     q.add("a")
     q.add("a")
-    q.add("b", delay=5.0)
-    assert q.get() == "a"
+    q.add_after("b", 5.0)
+    assert q.get(timeout=0) == "a"
     q.add("a")  # while processing: becomes ready again after done()
     q.done("a")
-    assert q.get() == "a"
+    assert q.get(timeout=0) == "a"
     q.done("a")
     now[0] += 6
-    assert q.get() == "b"
-    q.close()
-    assert q.get() is None
+    assert q.get(timeout=0) == "b"
+    q.shutdown()
+    with pytest.raises(ShutDown):
+        q.get(timeout=0)
 
 
 # --- endpoints ------------------------------------------------------------------------------------------
