@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
-from rayside.kubeclient import KubeClient, resource_path  # noqa: E402
+from rayside.kubeclient import KubeClient  # noqa: E402
+from rayside.objects import JSON, PODS, RAYCLUSTERS  # noqa: E402
+from rayside.runtime.informer import Informer  # noqa: E402
 
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
 _LAUNCH = (
@@ -43,7 +45,7 @@ _LAUNCH = (
 )
 
 
-def raycluster(name: str, workers: int) -> dict[str, Any]:
+def raycluster(name: str, workers: int) -> JSON:
     template = {"spec": {"containers": [{"name": "ray", "image": "rayproject/ray:2.52.0"}]}}
     group = {
         "groupName": "wg",
@@ -60,12 +62,22 @@ def raycluster(name: str, workers: int) -> dict[str, Any]:
     }
 
 
+def _phase_only(pod: JSON) -> JSON:
+    """What the counter keeps of a Pod: its key, resourceVersion and phase."""
+    meta = pod.get("metadata") or {}
+    keep = {k: meta.get(k) for k in ("name", "namespace", "resourceVersion")}
+    return {"metadata": keep, "status": {"phase": (pod.get("status") or {}).get("phase", "")}}
+
+
+def _running(pod: JSON | None) -> bool:
+    return pod is not None and pod["status"]["phase"] == "Running"
+
+
 class RunningCounter:
-    """Counts Running Pods from a Pod watch (a list every poll would load the API server)."""
+    """Counts Running Pods from a Pod informer (a list every poll would load the API server)."""
 
     def __init__(self, client: KubeClient) -> None:
-        self._client = client
-        self._phase: dict[str, str] = {}
+        self._informer = Informer(client, PODS.path(), transform=_phase_only, on_change=self._changed)
         self._running = 0
         self._lock = threading.Lock()
 
@@ -74,51 +86,25 @@ class RunningCounter:
             return self._running
 
     def existing(self) -> int:
-        with self._lock:
-            return len(self._phase)
+        return len(self._informer)
 
-    def _set(self, name: str, phase: str | None) -> None:
-        """Record `name`'s phase (None: deleted) and keep the Running count current. Holds the lock."""
-        old = self._phase.pop(name, None) if phase is None else self._phase.get(name)
-        if phase is not None:
-            self._phase[name] = phase
-        self._running += (phase == "Running") - (old == "Running")
+    def _changed(self, old: JSON | None, new: JSON | None) -> None:
+        with self._lock:
+            self._running += _running(new) - _running(old)
 
     def run(self, stop: threading.Event) -> None:
-        path = resource_path(group="", version="v1", plural="pods")
-        rv = ""
-        while not stop.is_set():
-            try:
-                if not rv:
-                    items, rv = self._client.list_all(path)
-                    with self._lock:
-                        self._phase, self._running = {}, 0
-                        for p in items:
-                            self._set(p["metadata"]["name"], p.get("status", {}).get("phase", ""))
-                for event in self._client.watch(path, resource_version=rv, timeout_seconds=30):
-                    meta = event.object.get("metadata", {})
-                    rv = meta.get("resourceVersion", rv)
-                    with self._lock:
-                        if event.type == "DELETED":
-                            self._set(meta.get("name", ""), None)
-                        elif event.type in ("ADDED", "MODIFIED"):
-                            self._set(meta["name"], event.object.get("status", {}).get("phase", ""))
-                    if stop.is_set():
-                        return
-            except Exception:  # relist on any watch problem
-                rv = ""
-                time.sleep(0.2)
+        self._informer.run(stop)
 
 
 def _server_create_span(client: KubeClient) -> int | None:
     """Seconds from the first RayCluster to the last Pod by the API server's creationTimestamps (1 s
     resolution, but free of any watch lag on this side)."""
-    clusters, _ = client.list_all(resource_path(group="ray.io", version="v1", plural="rayclusters"))
-    pods, _ = client.list_all(resource_path(group="", version="v1", plural="pods"))
+    clusters, _ = client.list_all(RAYCLUSTERS.path())
+    pods, _ = client.list_all(PODS.path())
     if not clusters or not pods:
         return None
 
-    def stamp(obj: dict[str, Any]) -> datetime:
+    def stamp(obj: JSON) -> datetime:
         return datetime.fromisoformat(obj["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
 
     return int((max(map(stamp, pods)) - min(map(stamp, clusters))).total_seconds())
@@ -206,8 +192,7 @@ def run(
             time.sleep(0.2)
         t0 = time.monotonic()
         for i in range(clusters):
-            path = resource_path(group="ray.io", version="v1", plural="rayclusters", namespace="default")
-            admin.create(path, raycluster(f"rc-{i:03d}", workers))
+            admin.create(RAYCLUSTERS.path("default"), raycluster(f"rc-{i:03d}", workers))
         done_at = created_at = None
         next_report = 5.0
         while time.monotonic() - t0 < timeout:

@@ -1,11 +1,14 @@
 """The localkube kubelet: registers a Node, keeps its Lease, binds pending pods to it (there is no
 kube-scheduler), watches the pods bound to it and hands them to a runtime (simulated or process), and
-serves container logs over HTTP like a real kubelet."""
+serves container logs over HTTP like a real kubelet.
+
+Its watches are shared-runtime informers (`rayside.runtime.informer`): the pods bound to this node, the
+unbound pods (when it also binds) and, for runtimes that want them, Services. `wait_ready()` answers once
+each of them has its first list."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
 import time
@@ -23,12 +26,13 @@ from localkube.kubelet.node import (
     node_status,
     read_machine,
 )
-from localkube.kubelet.runtime import Runtime, path_of, pod_key
+from localkube.kubelet.runtime import Runtime
 from localkube.kubelet.settings import KubeletSettings, build_settings
-from rayside.kubeclient import AlreadyExists, Gone, KubeClient, KubeError, NotFound
+from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound
+from rayside.objects import JSON, LEASES, NAMESPACES, NODES, PODS, SERVICES, key_of
+from rayside.runtime.informer import Informer, TypedHandler, typed_handler
 
 log = logging.getLogger(__name__)
-JSON = dict[str, Any]
 
 
 class Kubelet:
@@ -53,12 +57,10 @@ class Kubelet:
         self._node_uid = ""
         self.runtime: Runtime = self._make_runtime()
         self._logs = LogServer(self.runtime.log_source, self.settings.log_host, self.settings.log_port)
-        self._known: set[str] = set()
         self._binder = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet-bind")
         self._binding: set[str] = set()
         self._binding_lock = threading.Lock()
-        self._listed_lock = threading.Lock()
-        self._watches_pending = 0
+        self._informers: list[Informer] = []
         self._ready = threading.Event()
 
     def _make_runtime(self) -> Runtime:
@@ -81,17 +83,12 @@ class Kubelet:
         self.runtime.start()
         self._register_node()
         self._spawn("lease", self._lease_loop)
-        node_sel = f"spec.nodeName={self.node_name}"
-        watches: list[tuple[str, str, str, Callable[[str, JSON], None]]] = [
-            ("pods", "/api/v1/pods", node_sel, self._pod_event)
-        ]
+        self._watch("pods", PODS.path(), f"spec.nodeName={self.node_name}", self._pod_event)
         if self.settings.bind:
-            watches.append(("binder", "/api/v1/pods", "spec.nodeName=", self._bind_event))
+            self._watch("binder", PODS.path(), "spec.nodeName=", self._bind_event)
         if self.runtime.wants_services:
-            watches.append(("services", "/api/v1/services", "", self._service_event))
-        self._watches_pending = len(watches)
-        for name, path, selector, handle in watches:
-            self._spawn(name, functools.partial(self._watch_loop, path, selector, handle))
+            self._watch("services", SERVICES.path(), "", self._service_event)
+        self._spawn("ready", self._await_synced)
         log.debug("kubelet %s started (%s mode)", self.node_name, self.settings.mode)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -99,11 +96,12 @@ class Kubelet:
         delivered by the watch from that list's resourceVersion); False on timeout or stop."""
         return self._ready.wait(timeout) and not self._stop.is_set()
 
-    def _listed_once(self) -> None:
-        with self._listed_lock:
-            self._watches_pending -= 1
-            if self._watches_pending <= 0:
-                self._ready.set()
+    def _await_synced(self) -> None:
+        for informer in self._informers:
+            while not informer.synced.wait(0.1):
+                if self._stop.is_set():
+                    return
+        self._ready.set()
 
     def stop(self) -> None:
         """Stop watching and end every process this kubelet started."""
@@ -135,9 +133,9 @@ class Kubelet:
     def _register_node(self) -> None:
         status = self._node_status()
         body = node_object(self.node_name, self._machine, self.settings.mode, status)
-        path = f"/api/v1/nodes/{self.node_name}"
+        path = NODES.path(None, self.node_name)
         try:
-            created = self.client.create("/api/v1/nodes", body)
+            created = self.client.create(NODES.path(), body)
         except AlreadyExists:
             created = self.client.get(path)
         self._node_uid = str((created.get("metadata") or {}).get("uid", ""))
@@ -160,88 +158,62 @@ class Kubelet:
             self._stop.wait(self.settings.heartbeat_seconds)
 
     def _renew_lease(self) -> None:
-        path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{self.node_name}"
+        path = LEASES.path(LEASE_NAMESPACE, self.node_name)
         try:
             self.client.patch(path, {"spec": {"renewTime": micro_time()}}, patch_type="merge")
             return
         except NotFound:
             pass
         body = lease_object(self.node_name, self._node_uid, self.settings.lease_seconds)
-        collection = path.rsplit("/", 1)[0]
+        collection = LEASES.path(LEASE_NAMESPACE)
         try:
             self.client.create(collection, body)
         except NotFound:  # namespace missing
             with contextlib.suppress(AlreadyExists):
-                self.client.create("/api/v1/namespaces", {"metadata": {"name": LEASE_NAMESPACE}})
+                self.client.create(NAMESPACES.path(), {"metadata": {"name": LEASE_NAMESPACE}})
             self.client.create(collection, body)
         except AlreadyExists:
             pass
 
     def _heartbeat(self) -> None:
-        path = f"/api/v1/nodes/{self.node_name}/status"
+        path = NODES.path(None, self.node_name, "status")
         try:
             self.client.patch(path, {"status": self._node_status()}, patch_type="merge")
         except NotFound:
             self._register_node()
 
     # -- watches ------------------------------------------------------------------------------------------
-    def _watch_loop(self, path: str, field_selector: str, handle: Callable[[str, JSON], None]) -> None:
-        params = {"fieldSelector": field_selector} if field_selector else {}
-        rv = ""
-        first = True
-        while not self._stop.is_set():
-            try:
-                if not rv:
-                    items, rv = self.client.list_all(path, params)
-                    self._relisted(path, field_selector, items, handle)
-                    if first:
-                        first = False
-                        self._listed_once()
-                for ev in self.client.watch(path, resource_version=rv, timeout_seconds=60, params=params):
-                    if self._stop.is_set():
-                        return
-                    rv = str((ev.object.get("metadata") or {}).get("resourceVersion") or rv)
-                    if ev.type != "BOOKMARK":
-                        handle(ev.type, ev.object)
-            except Gone:
-                rv = ""
-            except Exception as exc:
-                if self._stop.is_set():
-                    return
-                log.debug("watch %s?%s interrupted: %s", path, field_selector, exc)
-                self._stop.wait(0.5)
+    def _watch(self, name: str, path: str, field_selector: str, handle: TypedHandler) -> None:
+        """A list+watch of `path` narrowed by `field_selector`; `handle` gets (type, object, previous)."""
+        informer = Informer(
+            self.client,
+            path,
+            field_selector=field_selector or None,
+            on_change=typed_handler(handle),
+            watch_timeout=60,
+            name=f"kubelet-{name}",
+        )
+        self._informers.append(informer)
+        self._threads.append(informer.start(self._stop))
 
-    def _relisted(
-        self, path: str, selector: str, items: list[JSON], handle: Callable[[str, JSON], None]
-    ) -> None:
-        if path == "/api/v1/pods" and selector.endswith(self.node_name):
-            present = {pod_key(p) for p in items}
-            for key in self._known - present:
-                ns, name = key.split("/", 1)
-                handle("DELETED", {"metadata": {"namespace": ns, "name": name}})
-        for item in items:
-            handle("ADDED", item)
-
-    def _pod_event(self, event_type: str, pod: JSON) -> None:
-        key = pod_key(pod)
+    def _pod_event(self, event_type: str, pod: JSON, _old: JSON | None) -> None:
+        key = key_of(pod)
         try:
             if event_type == "DELETED":
-                self._known.discard(key)
                 self.runtime.forget(pod)
             else:
-                self._known.add(key)
                 self.runtime.sync(pod)
         except Exception:
             log.exception("kubelet failed to handle %s of pod %s", event_type, key)
 
-    def _service_event(self, event_type: str, svc: JSON) -> None:
+    def _service_event(self, event_type: str, svc: JSON, _old: JSON | None) -> None:
         try:
             self.runtime.service_event(event_type, svc)
         except Exception:
             log.exception("kubelet failed to handle service event")
 
     # -- scheduler role -------------------------------------------------------------------------------------
-    def _bind_event(self, event_type: str, pod: JSON) -> None:
+    def _bind_event(self, event_type: str, pod: JSON, _old: JSON | None) -> None:
         if event_type == "DELETED":
             return
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
@@ -250,7 +222,7 @@ class Kubelet:
         names = self.settings.scheduler_names
         if names is not None and (spec.get("schedulerName") or "default-scheduler") not in names:
             return
-        key = pod_key(pod)
+        key = key_of(pod)
         with self._binding_lock:
             if key in self._binding:
                 return
@@ -271,23 +243,23 @@ class Kubelet:
         try:
             while not self._stop.is_set():
                 try:
-                    self.client.create(path_of(pod, "binding"), binding)
-                    log.debug("bound pod %s to node %s", pod_key(pod), self.node_name)
+                    self.client.create(PODS.path_of(pod, "binding"), binding)
+                    log.debug("bound pod %s to node %s", key_of(pod), self.node_name)
                     return
                 except NotFound:
                     return
                 except KubeError as exc:
-                    log.debug("binding pod %s failed (retrying in %.1fs): %s", pod_key(pod), delay, exc)
+                    log.debug("binding pod %s failed (retrying in %.1fs): %s", key_of(pod), delay, exc)
                 if self._stop.wait(delay) or not self._still_unbound(pod):
                     return
                 delay = min(delay * 2, 5.0)
         finally:
             with self._binding_lock:
-                self._binding.discard(pod_key(pod))
+                self._binding.discard(key_of(pod))
 
     def _still_unbound(self, pod: JSON) -> bool:
         try:
-            current = self.client.get(path_of(pod))
+            current = self.client.get(PODS.path_of(pod))
         except NotFound:
             return False
         except KubeError:
