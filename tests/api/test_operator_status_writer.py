@@ -14,18 +14,17 @@ from localkube.testing import running
 from ray_operator.cli import install_crds
 from ray_operator.runtime.cache import ClusterInformer as Informer
 from ray_operator.runtime.status_writer import StatusWriter, merge_body
-from rayside.kubeclient import KubeClient, resource_path
+from rayside.kubeclient import KubeClient
+from rayside.objects import RAYCLUSTERS
 from tests.support.kube import wait_for
 
 pytestmark = pytest.mark.api
 NS = "default"
-CLUSTERS = resource_path(group="ray.io", version="v1", plural="rayclusters", namespace=NS)
+CLUSTERS = RAYCLUSTERS.path(NS)
 
 
 def status_path(ns: str, name: str) -> str:
-    return resource_path(
-        group="ray.io", version="v1", plural="rayclusters", namespace=ns, name=name, subresource="status"
-    )
+    return RAYCLUSTERS.path(ns, name, "status")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,7 @@ def _setup(lk: LocalKube, name: str, qps: float) -> tuple[KubeClient, Informer, 
 
 
 def _status(lk: LocalKube, name: str) -> dict[str, Any]:
-    return dict(lk.kube_client().get(f"{CLUSTERS}/{name}").get("status") or {})
+    return dict(lk.kube_client().get(RAYCLUSTERS.path(NS, name)).get("status") or {})
 
 
 def test_merge_body_nulls_what_went_away() -> None:
@@ -83,7 +82,7 @@ def test_under_load_changes_coalesce_into_one_deferred_write(lk: LocalKube) -> N
 
     def object_writes() -> None:  # normal-lane requests keep the bucket busy, like Pod creates
         while not hog_stop.is_set():
-            kube.get(f"{CLUSTERS}/busy")
+            kube.get(RAYCLUSTERS.path(NS, "busy"))
 
     hogs = [threading.Thread(target=object_writes, daemon=True) for _ in range(3)]
     for hog in hogs:
@@ -109,7 +108,7 @@ def test_under_load_changes_coalesce_into_one_deferred_write(lk: LocalKube) -> N
 
 def test_a_deleted_cluster_drops_its_pending_status(lk: LocalKube) -> None:
     kube, informer, stop = _setup(lk, "gone", qps=100)
-    lk.kube_client().delete(f"{CLUSTERS}/gone")
+    lk.kube_client().delete(RAYCLUSTERS.path(NS, "gone"))
     wait_for(lambda: informer.get(NS, "gone") is None, 30, "cluster gone from the cache")
     writer = StatusWriter(kube, cache=informer, path=status_path, max_defer=0)
     writer.submit(NS, "gone", {"state": "ready"})
