@@ -6,7 +6,8 @@ serializes keys, so one object is never reconciled by two workers at once, while
 in parallel on `workers` threads. `stop()` lets in-flight reconciles finish, then returns.
 
 Every pass is counted by result (controller-runtime's `success`, `error`, `requeue`, `requeue_after`)
-and timed into a histogram with controller-runtime's buckets; `stats()` returns a consistent copy.
+and timed into a histogram with controller-runtime's buckets; `stats()` returns a consistent copy. The
+operator's RayCluster controller and localkube's built-in controllers both run on this loop.
 """
 
 from __future__ import annotations
