@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from ray_operator.constants import GROUP, VERSION
 from ray_operator.models import RayCluster, RayJob, RayService
+from ray_operator.models.common import K8S_TYPE
 
 CRD_DIR = Path(__file__).resolve().parent / "manifests" / "crds"
 EXIT_OK, EXIT_STALE, EXIT_USAGE = 0, 1, 2
@@ -112,12 +113,24 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     return {k: _resolve(v, defs) for k, v in node.items() if k not in _DROP_KEYS}
 
 
+def _kubernetes_type(node: dict[str, Any]) -> dict[str, Any]:
+    """The generated schema of a field marked with `k8s_type(...)` (its description kept)."""
+    from ray_operator.k8sschema import schema_of  # imports the kubernetes models: only when generating
+
+    schema = schema_of(node[K8S_TYPE])
+    if "description" in node:
+        schema = {"description": node["description"], **schema}
+    return schema
+
+
 def _structural(node: Any) -> Any:
     """Rewrite a resolved JSON schema into a structural schema."""
     if isinstance(node, list):
         return [_structural(item) for item in node]
     if not isinstance(node, dict):
         return node
+    if K8S_TYPE in node:
+        return _kubernetes_type(node)
     out = {k: _structural(v) for k, v in node.items()}
     if out.get("default", 0) is None:
         del out["default"]
