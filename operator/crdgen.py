@@ -18,7 +18,7 @@ import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import BaseModel
@@ -234,24 +234,44 @@ def stale_files(out_dir: Path) -> list[str]:
     return stale
 
 
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _write(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_all().items():
+        (out / name).write_text(text, encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; see the module docstring for exit codes."""
-    parser = argparse.ArgumentParser(prog="rayside crds", description="Generate the ray.io/v1 CRD YAML.")
+    """CLI entry point; see the module docstring for exit codes. User errors are one line on stderr."""
+    parser = _Parser(prog="rayside crds", description="Generate the ray.io/v1 CRD YAML.")
     parser.add_argument("--out", type=Path, default=CRD_DIR, help=f"output directory (default {CRD_DIR})")
     parser.add_argument("--check", action="store_true", help="exit 1 if the files are stale; write nothing")
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:
+    except SystemExit as exc:  # --help
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
+    except _UsageError as exc:
+        print(f"rayside crds: {exc} (see --help)", file=sys.stderr)
+        return EXIT_USAGE
     if args.check:
         stale = stale_files(args.out)
         if stale:
             print(f"stale CRDs in {args.out}: {', '.join(stale)}; run `rayside crds`", file=sys.stderr)
             return EXIT_STALE
         return EXIT_OK
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in render_all().items():
-        (args.out / name).write_text(text, encoding="utf-8")
+    try:
+        _write(args.out)
+    except OSError as exc:
+        print(f"rayside crds: --out {str(args.out)!r}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"wrote {len(KINDS)} CRDs to {args.out}")
     return EXIT_OK
 
