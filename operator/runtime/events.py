@@ -11,8 +11,9 @@ import threading
 from collections import deque
 from typing import Any
 
+from rayside.eventcorrelator import EventCorrelator
 from rayside.events import event_body as shared_event_body
-from rayside.kubeclient import KubeClient, KubeError, resource_path
+from rayside.kubeclient import KubeClient, KubeError, NotFound, resource_path
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,25 @@ def event_body(obj: dict[str, Any], *, type_: str, reason: str, message: str) ->
 class EventRecorder:
     """Sends Events from a background thread so a reconcile never waits for one.
 
+    Repeats are correlated like client-go's recorder does: an Event identical to a recent one patches that
+    one's `count` and `lastTimestamp` instead of creating another (`rayside.eventcorrelator`).
+
     Events go through a deferrable view of the client: they yield the shared QPS budget to object writes
     for up to `max_defer` seconds each, so a large scale-up is not slowed by its own Events. At most
     `max_queue` Events wait; beyond that the oldest are dropped (counted in `dropped`), as client-go's
     broadcaster drops Events it cannot keep up with. `close()` sends what it can within a deadline.
     """
 
-    def __init__(self, client: KubeClient, *, max_queue: int = 1000, max_defer: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        max_queue: int = 1000,
+        max_defer: float = 30.0,
+        correlator: EventCorrelator | None = None,
+    ) -> None:
         self._client = client.deferrable(max_defer)
+        self._correlator = correlator or EventCorrelator()
         self._queue: deque[tuple[str, dict[str, Any]]] = deque()
         self._max_queue = max(1, max_queue)
         self._cv = threading.Condition()
@@ -90,8 +102,17 @@ class EventRecorder:
             self._send(ns, body)
 
     def _send(self, ns: str, body: dict[str, Any]) -> None:
+        """Create the Event, or patch the count of the earlier identical one (see EventCorrelator)."""
+        events = resource_path(group="", version="v1", plural="events", namespace=ns)
+        decision = self._correlator.correlate(body)
         try:
-            self._client.create(resource_path(group="", version="v1", plural="events", namespace=ns), body)
+            if decision.patch is not None:
+                try:
+                    self._client.patch(f"{events}/{decision.name}", decision.patch)
+                    return
+                except NotFound:  # expired or deleted: create it again, with the running count
+                    pass
+            self._client.create(events, decision.body)
         except (KubeError, OSError) as exc:
             name = body["involvedObject"].get("name")
             log.debug("event %s on %s/%s not recorded: %s", body.get("reason"), ns, name, exc)
