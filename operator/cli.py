@@ -95,8 +95,13 @@ def install_crds(client: KubeClient) -> None:
             log.info("updated CRD %s", name)
 
 
-def serve_endpoints(settings: OperatorSettings, operator: RayClusterOperator) -> health.Endpoints:
-    """Start `/metrics` and `/healthz` + `/readyz` on the configured addresses (raises EndpointError)."""
+def serve_endpoints(
+    settings: OperatorSettings,
+    operator: RayClusterOperator,
+    monitor: health.ApiServerMonitor | None = None,
+) -> health.Endpoints:
+    """Start `/metrics` and `/healthz` + `/readyz` on the configured addresses (raises EndpointError);
+    with a `monitor`, /readyz fails while it cannot reach the API server."""
     manager = operator.manager
     cluster_informers = [i for i in manager.informers if i.path.rsplit("/", 1)[-1] == "rayclusters"]
 
@@ -115,7 +120,7 @@ def serve_endpoints(settings: OperatorSettings, operator: RayClusterOperator) ->
             (
                 "--health-probe-bind-address",
                 settings.health_probe_address,
-                health.probe_routes(manager.synced.is_set),
+                health.probe_routes(manager.synced.is_set, monitor.problem if monitor else lambda: None),
             ),
         ]
     )
@@ -129,7 +134,8 @@ def run_operator(settings: OperatorSettings, stop: threading.Event) -> int:
     if settings.install_crds:
         install_crds(client)
     operator = build_operator(client, settings)
-    endpoints = serve_endpoints(settings, operator)
+    monitor = health.ApiServerMonitor(client).start(stop)
+    endpoints = serve_endpoints(settings, operator, monitor)
     try:
         scope = ", ".join(settings.namespaces) or "all namespaces"
         log.info(
