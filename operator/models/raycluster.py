@@ -64,7 +64,7 @@ class HeadGroupSpec(KubeModel):
     template: JSON = Field(description=_TEMPLATE_DOC, json_schema_extra=k8s_type("V1PodTemplateSpec"))
     ray_start_params: dict[str, str] | None = None
     service_type: str | None = None
-    head_service: JSON | None = None
+    head_service: JSON | None = Field(default=None, json_schema_extra=k8s_type("V1Service"))
     enable_ingress: bool | None = None
     ingress_options: JSON | None = None
     resources: dict[str, str] | None = None

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ray_operator.models.common import JSON, Condition, Int32, Int64, KubeModel, ManagedBy, cel
+from ray_operator.models.common import JSON, Condition, Int32, Int64, KubeModel, ManagedBy, cel, k8s_type
 from ray_operator.models.raycluster import RayClusterSpec, RayClusterStatus
 
 
@@ -56,7 +56,7 @@ class RayServiceSpec(KubeModel):
     serve_config_v2: str | None = Field(default=None, alias="serveConfigV2")
     ray_cluster_config: RayClusterSpec | None = None
     upgrade_strategy: ServiceUpgradeStrategy | None = None
-    serve_service: JSON | None = None
+    serve_service: JSON | None = Field(default=None, json_schema_extra=k8s_type("V1Service"))
     exclude_head_pod_from_serve_svc: bool | None = None
     ray_cluster_deletion_delay_seconds: Int32 | None = Field(default=None, ge=0)
     suspend: bool | None = None
