@@ -314,3 +314,19 @@ def test_rayside_crds_dispatches_to_crdgen() -> None:
     from rayside import cli
 
     assert cli.main(["crds", "--check"]) == crdgen.EXIT_OK
+
+
+def test_the_quantity_table_names_real_client_fields() -> None:
+    import kubernetes.client.models as k8s_models
+
+    from ray_operator import k8sschema
+
+    for cls, attr in sorted(k8sschema.QUANTITY_FIELDS):
+        assert attr in getattr(k8s_models, cls).openapi_types, (cls, attr)
+    volume = k8sschema.schema_of("V1Volume")["properties"]["emptyDir"]["properties"]["sizeLimit"]
+    assert volume == k8sschema.quantity()
+    probe = k8sschema.schema_of("V1Probe")["properties"]
+    assert probe["httpGet"]["properties"]["port"] == {"x-kubernetes-int-or-string": True}
+    assert probe["grpc"]["properties"]["port"] == {"type": "integer"}
+    env = k8sschema.schema_of("List[V1EnvVar]")
+    assert env["type"] == "array" and env["items"]["required"] == ["name"]
