@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -33,10 +34,38 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("ray_operator")
 
 
+class ConfigError(Exception):
+    """The kubeconfig (or in-cluster config) cannot be used: a user error, reported in one line, exit 2."""
+
+
+def _config_problem(kubeconfig: str | None, context: str | None, exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError) or (kubeconfig and not os.path.exists(kubeconfig)):
+        return f"--kubeconfig {kubeconfig!r} does not exist"
+    if isinstance(exc, TypeError | KeyError | AttributeError):  # the loader choked on the file's shape
+        reason = "not a kubeconfig (expected YAML with clusters, contexts and users)"
+    else:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+    if kubeconfig or os.environ.get("KUBECONFIG") or context:
+        where = f"--kubeconfig {kubeconfig!r}" if kubeconfig else "the kubeconfig"
+        shown = f" (context {context!r})" if context else ""
+        return f"{where}{shown} cannot be used: {reason}"
+    return (
+        "no kubeconfig found (give --kubeconfig PATH, set $KUBECONFIG or write ~/.kube/config) and not "
+        f"running in a cluster: {reason}"
+    )
+
+
 def _client(
     kubeconfig: str | None, context: str | None, *, qps: float = 50.0, burst: int = 100
 ) -> KubeClient:
-    client = KubeClient.from_config(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst)
+    """The API client from the kubeconfig (or in-cluster config); raises ConfigError when it is unusable."""
+    from kubernetes.config import ConfigException
+
+    try:
+        client = KubeClient.from_config(kubeconfig=kubeconfig, context=context, qps=qps, burst=burst)
+    except (ConfigException, OSError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        # the kubernetes loader raises TypeError/KeyError/AttributeError for a file that is not a kubeconfig
+        raise ConfigError(_config_problem(kubeconfig, context, exc)) from None
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)  # workers + long-lived watches
     client.session.mount("http://", adapter)
     client.session.mount("https://", adapter)
@@ -44,10 +73,12 @@ def _client(
 
 
 def crd_documents() -> list[dict[str, Any]]:
-    """The CRDs shipped in `manifests/crds/`."""
+    """The CRDs shipped in `manifests/crds/` (parsed by libyaml when present: the files hold the full pod
+    template schema, ~1.4 MB, which the pure-Python parser takes over a second to read)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     docs: list[dict[str, Any]] = []
     for entry in sorted(CRD_DIR.glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(entry.read_text()) if d]
+        docs += [d for d in yaml.load_all(entry.read_text(), Loader=loader) if d]
     return docs
 
 
@@ -66,8 +97,13 @@ def install_crds(client: KubeClient) -> None:
             log.info("updated CRD %s", name)
 
 
-def serve_endpoints(settings: OperatorSettings, operator: RayClusterOperator) -> health.Endpoints:
-    """Start `/metrics` and `/healthz` + `/readyz` on the configured addresses (raises EndpointError)."""
+def serve_endpoints(
+    settings: OperatorSettings,
+    operator: RayClusterOperator,
+    monitor: health.ApiServerMonitor | None = None,
+) -> health.Endpoints:
+    """Start `/metrics` and `/healthz` + `/readyz` on the configured addresses (raises EndpointError);
+    with a `monitor`, /readyz fails while it cannot reach the API server."""
     manager = operator.manager
     cluster_informers = [i for i in manager.informers if i.path.rsplit("/", 1)[-1] == "rayclusters"]
 
@@ -86,7 +122,7 @@ def serve_endpoints(settings: OperatorSettings, operator: RayClusterOperator) ->
             (
                 "--health-probe-bind-address",
                 settings.health_probe_address,
-                health.probe_routes(manager.synced.is_set),
+                health.probe_routes(manager.synced.is_set, monitor.problem if monitor else lambda: None),
             ),
         ]
     )
@@ -100,7 +136,8 @@ def run_operator(settings: OperatorSettings, stop: threading.Event) -> int:
     if settings.install_crds:
         install_crds(client)
     operator = build_operator(client, settings)
-    endpoints = serve_endpoints(settings, operator)
+    monitor = health.ApiServerMonitor(client).start(stop)
+    endpoints = serve_endpoints(settings, operator, monitor)
     try:
         scope = ", ".join(settings.namespaces) or "all namespaces"
         log.info(
@@ -134,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except health.EndpointError as exc:
         print(f"rayside operator: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except FileNotFoundError as exc:
-        print(f"rayside operator: --kubeconfig {exc.filename!r} does not exist", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"rayside operator: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (KubeError, OSError) as exc:
         print(f"rayside operator: cannot talk to the API server: {exc}", file=sys.stderr)
@@ -204,8 +241,8 @@ def get_token_main(argv: Sequence[str] | None = None, out: TextIO | None = None)
         client = _client(args.kubeconfig, args.context)
         namespace = args.namespace or _default_namespace(args.kubeconfig, args.context)
         token = _token_of(client, namespace, args.name)
-    except FileNotFoundError as exc:
-        print(f"rayside get token: --kubeconfig {exc.filename!r} does not exist", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"rayside get token: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except LookupError as exc:
         print(f"rayside get token: {exc}", file=sys.stderr)

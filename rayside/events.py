@@ -1,12 +1,13 @@
-"""core/v1 Event bodies, shared by localkube's built-in controllers and the operator (pure, no I/O)."""
+"""core/v1 Event bodies, shared by localkube's built-in controllers and the operator (pure, no I/O).
+
+The operator's recorder folds repeats of a body into one Event with a count (`rayside.eventcorrelator`)."""
 
 from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
 
-JSON = dict[str, Any]
+from rayside.objects import JSON
 
 
 def event_body(

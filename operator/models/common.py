@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -13,6 +13,27 @@ JSON = dict[str, Any]
 
 Quantity = int | float | str
 """A Kubernetes resource quantity as it appears in YAML (`"500m"`, `2`, `"1Gi"`)."""
+
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _int_format(fmt: str, low: int) -> Any:
+    def extra(schema: JsonDict) -> None:
+        schema["format"] = fmt  # the API server enforces the range; no explicit bounds, like KubeRay's CRD
+        schema.pop("maximum", None)
+        if schema.get("minimum") == low:
+            del schema["minimum"]
+
+    return extra
+
+
+Int32 = Annotated[
+    int, Field(ge=_INT32_MIN, le=_INT32_MAX, json_schema_extra=_int_format("int32", _INT32_MIN))
+]
+"""A Go `int32` field: `format: int32` in the CRD (a field-level `ge=0` still becomes `minimum: 0`)."""
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1, json_schema_extra=_int_format("int64", -(2**63)))]
+"""A Go `int64` field (`observedGeneration`): `format: int64` in the CRD."""
 
 ManagedBy = Literal["ray.io/kuberay-operator", "kueue.x-k8s.io/multikueue"]
 
@@ -45,7 +66,17 @@ class Condition(KubeModel):
     reason: str | None = None
     message: str | None = None
     last_transition_time: str | None = None
-    observed_generation: int | None = None
+    observed_generation: Int64 | None = None
+
+
+K8S_TYPE = "x-rayside-k8s-type"
+"""Schema marker: crdgen puts the Kubernetes type's schema there (see `ray_operator.k8sschema`)."""
+
+
+def k8s_type(type_name: str) -> JsonDict:
+    """`json_schema_extra` of a field that holds a core Kubernetes type (`V1PodTemplateSpec`,
+    `List[V1EnvVar]`...): the model keeps it as free-form JSON, the CRD validates it with the real schema."""
+    return {K8S_TYPE: type_name}
 
 
 def cel(rule: str, message: str, **extra: str) -> JsonDict:

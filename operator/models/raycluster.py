@@ -7,7 +7,17 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from ray_operator.constants import MAX_INT32
-from ray_operator.models.common import JSON, Condition, KubeModel, ManagedBy, Quantity, cel
+from ray_operator.models.common import (
+    JSON,
+    Condition,
+    Int32,
+    Int64,
+    KubeModel,
+    ManagedBy,
+    Quantity,
+    cel,
+    k8s_type,
+)
 
 _TEMPLATE_DOC = "Pod template; container[0] is the Ray container."
 
@@ -34,16 +44,16 @@ class WorkerGroupSpec(KubeModel):
     )
 
     group_name: str = Field(min_length=1, max_length=63)
-    replicas: int | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
-    min_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
-    max_replicas: int | None = Field(default=None, ge=0, json_schema_extra={"default": MAX_INT32})
-    num_of_hosts: int | None = Field(default=None, ge=0, json_schema_extra={"default": 1})  # 0 counts as 1
-    idle_timeout_seconds: int | None = Field(default=None, ge=0)
-    priority: int | None = None
+    replicas: Int32 | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
+    min_replicas: Int32 | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
+    max_replicas: Int32 | None = Field(default=None, ge=0, json_schema_extra={"default": MAX_INT32})
+    num_of_hosts: Int32 | None = Field(default=None, ge=0, json_schema_extra={"default": 1})  # 0 counts as 1
+    idle_timeout_seconds: Int32 | None = Field(default=None, ge=0)
+    priority: Int32 | None = None
     scale_strategy: ScaleStrategy | None = None
     suspend: bool | None = None
     ray_start_params: dict[str, str] | None = None
-    template: JSON = Field(description=_TEMPLATE_DOC)
+    template: JSON = Field(description=_TEMPLATE_DOC, json_schema_extra=k8s_type("V1PodTemplateSpec"))
     resources: dict[str, str] | None = None
     labels: dict[str, str] | None = None
 
@@ -51,10 +61,10 @@ class WorkerGroupSpec(KubeModel):
 class HeadGroupSpec(KubeModel):
     """The head group (`spec.headGroupSpec`)."""
 
-    template: JSON = Field(description=_TEMPLATE_DOC)
+    template: JSON = Field(description=_TEMPLATE_DOC, json_schema_extra=k8s_type("V1PodTemplateSpec"))
     ray_start_params: dict[str, str] | None = None
     service_type: str | None = None
-    head_service: JSON | None = None
+    head_service: JSON | None = Field(default=None, json_schema_extra=k8s_type("V1Service"))
     enable_ingress: bool | None = None
     ingress_options: JSON | None = None
     resources: dict[str, str] | None = None
@@ -64,16 +74,16 @@ class HeadGroupSpec(KubeModel):
 class AutoscalerOptions(KubeModel):
     """Options of the in-tree autoscaler sidecar."""
 
-    resources: JSON | None = None
+    resources: JSON | None = Field(default=None, json_schema_extra=k8s_type("V1ResourceRequirements"))
     image: str | None = None
     image_pull_policy: Literal["Always", "Never", "IfNotPresent"] | None = None
-    security_context: JSON | None = None
-    idle_timeout_seconds: int | None = Field(default=None, ge=0)
+    security_context: JSON | None = Field(default=None, json_schema_extra=k8s_type("V1SecurityContext"))
+    idle_timeout_seconds: Int32 | None = Field(default=None, ge=0)
     upscaling_mode: Literal["Default", "Aggressive", "Conservative"] | None = None
     version: Literal["v1", "v2"] | None = None
-    env: list[JSON] | None = None
-    env_from: list[JSON] | None = None
-    volume_mounts: list[JSON] | None = None
+    env: list[JSON] | None = Field(default=None, json_schema_extra=k8s_type("List[V1EnvVar]"))
+    env_from: list[JSON] | None = Field(default=None, json_schema_extra=k8s_type("List[V1EnvFromSource]"))
+    volume_mounts: list[JSON] | None = Field(default=None, json_schema_extra=k8s_type("List[V1VolumeMount]"))
     command: list[str] | None = None
     args: list[str] | None = None
 
@@ -105,7 +115,7 @@ class RedisCredential(KubeModel):
     """A Redis username/password: literal value or valueFrom (secretKeyRef...)."""
 
     value: str | None = None
-    value_from: JSON | None = None
+    value_from: JSON | None = Field(default=None, json_schema_extra=k8s_type("V1EnvVarSource"))
 
 
 class GcsFaultToleranceOptions(KubeModel):
@@ -181,11 +191,11 @@ class RayClusterStatus(KubeModel):
     state: str | None = None
     reason: str | None = None
     conditions: list[Condition] | None = None
-    ready_worker_replicas: int | None = None
-    available_worker_replicas: int | None = None
-    desired_worker_replicas: int | None = None
-    min_worker_replicas: int | None = None
-    max_worker_replicas: int | None = None
+    ready_worker_replicas: Int32 | None = None
+    available_worker_replicas: Int32 | None = None
+    desired_worker_replicas: Int32 | None = None
+    min_worker_replicas: Int32 | None = None
+    max_worker_replicas: Int32 | None = None
     desired_cpu: Quantity | None = Field(default=None, alias="desiredCPU")
     desired_memory: Quantity | None = None
     desired_gpu: Quantity | None = Field(default=None, alias="desiredGPU")
@@ -194,7 +204,7 @@ class RayClusterStatus(KubeModel):
     head: HeadInfo | None = None
     last_update_time: str | None = None
     state_transition_times: dict[str, str] | None = None
-    observed_generation: int | None = None
+    observed_generation: Int64 | None = None
 
 
 class RayCluster(KubeModel):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonValue
 
-from ray_operator.models.common import JSON, KubeModel, ManagedBy, cel
+from ray_operator.models.common import JSON, Int32, Int64, KubeModel, ManagedBy, cel, k8s_type
 from ray_operator.models.raycluster import RayClusterSpec, RayClusterStatus
 
 SubmissionMode = Literal["K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"]
@@ -32,7 +32,7 @@ TERMINAL_DEPLOYMENT_STATUSES: frozenset[str] = frozenset({"Complete", "Failed"})
 class SubmitterConfig(KubeModel):
     """`spec.submitterConfig`."""
 
-    backoff_limit: int | None = Field(default=None, ge=0)
+    backoff_limit: Int32 | None = Field(default=None, ge=0)
 
 
 class DeletionPolicy(KubeModel):
@@ -57,7 +57,7 @@ class DeletionCondition(KubeModel):
 
     job_status: Literal["SUCCEEDED", "FAILED"] | None = None
     job_deployment_status: Literal["Failed"] | None = None
-    ttl_seconds: int | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
+    ttl_seconds: Int32 | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
 
 
 class DeletionRule(KubeModel):
@@ -153,13 +153,13 @@ class RayJobSpec(KubeModel):
     metadata: dict[str, str] | None = None
     ray_cluster_spec: RayClusterSpec | None = None
     cluster_selector: dict[str, str] | None = None
-    submitter_pod_template: JSON | None = None
+    submitter_pod_template: JSON | None = Field(default=None, json_schema_extra=k8s_type("V1PodTemplateSpec"))
     submitter_config: SubmitterConfig | None = None
     shutdown_after_job_finishes: bool | None = None
-    ttl_seconds_after_finished: int | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
-    active_deadline_seconds: int | None = Field(default=None, ge=1)
-    pre_running_deadline_seconds: int | None = Field(default=None, ge=1)
-    backoff_limit: int | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
+    ttl_seconds_after_finished: Int32 | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
+    active_deadline_seconds: Int32 | None = Field(default=None, ge=1)
+    pre_running_deadline_seconds: Int32 | None = Field(default=None, ge=1)
+    backoff_limit: Int32 | None = Field(default=None, ge=0, json_schema_extra={"default": 0})
     suspend: bool | None = None
     managed_by: ManagedBy | None = Field(
         default=None,
@@ -189,12 +189,12 @@ class RayJobStatus(KubeModel):
     message: str | None = None
     start_time: str | None = None
     end_time: str | None = None
-    succeeded: int | None = Field(default=None, json_schema_extra={"default": 0})
-    failed: int | None = Field(default=None, json_schema_extra={"default": 0})
+    succeeded: Int32 | None = Field(default=None, json_schema_extra={"default": 0})
+    failed: Int32 | None = Field(default=None, json_schema_extra={"default": 0})
     ray_job_info: RayJobInfo | None = None
     ray_cluster_status: RayClusterStatus | None = None
     job_status_check_failure_start_time: str | None = None
-    observed_generation: int | None = None
+    observed_generation: Int64 | None = None
 
 
 class RayJob(KubeModel):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ray_operator.models.common import JSON, Condition, KubeModel, ManagedBy, cel
+from ray_operator.models.common import JSON, Condition, Int32, Int64, KubeModel, ManagedBy, cel, k8s_type
 from ray_operator.models.raycluster import RayClusterSpec, RayClusterStatus
 
 
@@ -25,9 +25,9 @@ class ClusterUpgradeOptions(KubeModel):
         }
     )
 
-    max_surge_percent: int | None = Field(default=None, ge=0, le=100, json_schema_extra={"default": 100})
-    step_size_percent: int | None = Field(default=None, ge=0, le=100)
-    interval_seconds: int | None = Field(default=None, ge=1)
+    max_surge_percent: Int32 | None = Field(default=None, ge=0, le=100, json_schema_extra={"default": 100})
+    step_size_percent: Int32 | None = Field(default=None, ge=0, le=100)
+    interval_seconds: Int32 | None = Field(default=None, ge=1)
     gateway_class_name: str | None = Field(default=None, min_length=1)
 
 
@@ -56,9 +56,9 @@ class RayServiceSpec(KubeModel):
     serve_config_v2: str | None = Field(default=None, alias="serveConfigV2")
     ray_cluster_config: RayClusterSpec | None = None
     upgrade_strategy: ServiceUpgradeStrategy | None = None
-    serve_service: JSON | None = None
+    serve_service: JSON | None = Field(default=None, json_schema_extra=k8s_type("V1Service"))
     exclude_head_pod_from_serve_svc: bool | None = None
-    ray_cluster_deletion_delay_seconds: int | None = Field(default=None, ge=0)
+    ray_cluster_deletion_delay_seconds: Int32 | None = Field(default=None, ge=0)
     suspend: bool | None = None
     managed_by: ManagedBy | None = Field(
         default=None,
@@ -66,8 +66,8 @@ class RayServiceSpec(KubeModel):
             "x-kubernetes-validations": [cel("self == oldSelf", "the managedBy field is immutable")]
         },
     )
-    service_unhealthy_second_threshold: int | None = None
-    deployment_unhealthy_second_threshold: int | None = None
+    service_unhealthy_second_threshold: Int32 | None = None
+    deployment_unhealthy_second_threshold: Int32 | None = None
 
 
 class RayServiceStatusDetail(KubeModel):
@@ -76,8 +76,8 @@ class RayServiceStatusDetail(KubeModel):
     ray_cluster_name: str | None = None
     ray_cluster_status: RayClusterStatus | None = None
     application_statuses: dict[str, JSON] | None = None
-    target_capacity: int | None = None
-    traffic_routed_percent: int | None = None
+    target_capacity: Int32 | None = None
+    traffic_routed_percent: Int32 | None = None
     last_traffic_migrated_time: str | None = None
 
 
@@ -88,9 +88,9 @@ class RayServiceStatus(KubeModel):
     service_status: str | None = None
     active_service_status: RayServiceStatusDetail | None = None
     pending_service_status: RayServiceStatusDetail | None = None
-    num_serve_endpoints: int | None = None
+    num_serve_endpoints: Int32 | None = None
     last_update_time: str | None = None
-    observed_generation: int | None = None
+    observed_generation: Int64 | None = None
 
 
 class RayService(KubeModel):

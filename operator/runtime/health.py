@@ -2,9 +2,11 @@
 
 Like a controller-runtime manager: `/healthz` answers 200 while the process runs; `/readyz` answers 200
 once the informer caches have synced (standby replicas waiting for leadership are ready too) and 503
-before; `/metrics` is Prometheus text format 0.0.4. The metrics text is rendered by the pure
-`render_metrics(snapshot)` from a `MetricsSnapshot`, which `collect()` reads from the controllers, the
-Kubernetes client's request counts, the leader elector and (with `--enable-metrics`) the RayCluster cache.
+before, and 503 while `ApiServerMonitor` cannot reach the API server (it logs one WARNING when it loses
+it and one line when it is back); `/metrics` is Prometheus text format 0.0.4. The metrics text is
+rendered by the pure `render_metrics(snapshot)` from a `MetricsSnapshot`, which `collect()` reads from the
+controllers, the Kubernetes client's request counts, the leader elector and (with `--enable-metrics`) the
+RayCluster cache.
 Names follow controller-runtime (`controller_runtime_*`, `workqueue_*`, `rest_client_requests_total`),
 client-go (`leader_election_master_status`) and KubeRay (`kuberay_cluster_*`).
 """
@@ -15,6 +17,7 @@ import logging
 import math
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ray_operator.runtime.leader import LeaderElector
+from rayside.kubeclient import KubeClient, KubeError, ServerError, TransportError
 from rayside.objects import JSON
 from rayside.runtime.controller import RECONCILE_BUCKETS, Controller, ReconcileStats
 from rayside.runtime.workqueue import QueueStats
@@ -264,19 +268,125 @@ def render_metrics(snapshot: MetricsSnapshot) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def readyz(synced: bool) -> Response:
-    """The readiness answer (pure): ready once the informer caches have synced."""
+def readyz(synced: bool, api_problem: str | None = None) -> Response:
+    """The readiness answer (pure): ready once the informer caches have synced, while the API server
+    answers (`api_problem` says why it does not)."""
+    if api_problem is not None:
+        return 503, TEXT, api_problem
     if synced:
         return 200, TEXT, "ok"
     return 503, TEXT, "informer caches have not synced yet"
 
 
-def probe_routes(synced: Callable[[], bool]) -> dict[str, Route]:
-    return {"/healthz": lambda: (200, TEXT, "ok"), "/readyz": lambda: readyz(synced())}
+def probe_routes(
+    synced: Callable[[], bool], api_problem: Callable[[], str | None] = lambda: None
+) -> dict[str, Route]:
+    return {"/healthz": lambda: (200, TEXT, "ok"), "/readyz": lambda: readyz(synced(), api_problem())}
 
 
 def metrics_routes(snapshot: Callable[[], MetricsSnapshot]) -> dict[str, Route]:
     return {"/metrics": lambda: (200, METRICS_CONTENT_TYPE, render_metrics(snapshot()))}
+
+
+# -- API server reachability --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reachability:
+    """What the operator knows about the API server: consecutive failed probes and since when."""
+
+    reachable: bool = True
+    failures: int = 0
+    since: float = 0.0  # first failure of the current run, or when it was reached again
+    reason: str = ""
+
+
+def observe(
+    state: Reachability, ok: bool, now: float, reason: str = "", *, threshold: int = 2
+) -> tuple[Reachability, str | None]:
+    """The next state after one probe (pure), and the transition: "lost", "restored" or None. The API server
+    counts as lost after `threshold` consecutive failures, as restored on the first success."""
+    if ok:
+        if state.reachable:
+            return (state if state.failures == 0 else Reachability(since=state.since)), None
+        return Reachability(since=now), "restored"
+    since = state.since if state.failures else now
+    failures = state.failures + 1
+    lost = state.reachable and failures >= threshold
+    nxt = Reachability(reachable=state.reachable and not lost, failures=failures, since=since, reason=reason)
+    return nxt, ("lost" if lost else None)
+
+
+class ApiServerMonitor:
+    """Probes the API server (`GET /version`, one attempt, short timeout) every `interval` seconds on a
+    daemon thread. After `threshold` failures in a row it logs one WARNING and `problem()` makes /readyz
+    fail; the first answer again logs once and makes it ready. Informers and workers retry quietly on
+    their own, so this is the one place that says the operator is blind."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        interval: float = 2.0,
+        threshold: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        probe = client.prepaid()  # never waits behind object writes for a QPS token
+        probe.retries, probe.timeout = 1, max(0.5, min(interval, 5.0))
+        self._client = probe
+        self._interval = interval
+        self._threshold = threshold
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = Reachability(since=clock())
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> Reachability:
+        with self._lock:
+            return self._state
+
+    def problem(self) -> str | None:
+        """Why the API server counts as unreachable, or None while it answers."""
+        state = self.state
+        if state.reachable:
+            return None
+        return f"cannot reach the API server for {self._clock() - state.since:.0f}s: {state.reason}"
+
+    def probe_once(self) -> None:
+        try:
+            self._client.get("/version")
+            ok, reason = True, ""
+        except (ServerError, TransportError, OSError) as exc:
+            ok, reason = False, _one_line(exc)
+        except KubeError:  # any other HTTP answer (401, 403, 404...): the server is there
+            ok, reason = True, ""
+        now = self._clock()
+        with self._lock:
+            self._state, change = observe(self._state, ok, now, reason, threshold=self._threshold)
+            state = self._state
+        if change == "lost":
+            log.warning(
+                "API server %s unreachable (%d failed probes in %.0fs: %s); /readyz fails until it answers",
+                self._client.host,
+                state.failures,
+                now - state.since,
+                state.reason,
+            )
+        elif change == "restored":
+            log.info("API server %s reachable again", self._client.host)
+
+    def start(self, stop: threading.Event) -> ApiServerMonitor:
+        def run() -> None:
+            while not stop.wait(self._interval):
+                self.probe_once()
+
+        self._thread = threading.Thread(target=run, name="apiserver-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # -- serving ------------------------------------------------------------------------------------------------

@@ -58,3 +58,40 @@ def test_a_full_queue_drops_the_oldest_and_close_sends_the_rest(lk: LocalKube) -
     sent = _messages(lk, "full")
     assert "event 5" in sent and "event 4" in sent  # the newest are kept
     assert recorder.dropped == 6 - len(sent) >= 3
+
+
+def _events(lk: LocalKube, name: str) -> list[Any]:
+    core = client.CoreV1Api(lk.api_client())
+    return list(core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items)
+
+
+def test_the_same_failure_30_times_is_one_event_with_count_30(lk: LocalKube) -> None:
+    kube = KubeClient.from_config(kubeconfig=str(lk.kubeconfig), qps=100, burst=100)
+    recorder = EventRecorder(kube)
+    message = "Failed to create worker Pod ns/rc-worker: pods is forbidden: exceeded quota"
+    try:
+        for _ in range(30):
+            recorder.record(
+                _owner("repeat"), type_="Warning", reason="FailedToCreateWorkerPod", message=message
+            )
+        wait_for(lambda: [e.count for e in _events(lk, "repeat")] == [30], 30, "one event with count 30")
+    finally:
+        recorder.close()
+    (event,) = _events(lk, "repeat")
+    assert (event.reason, event.type, event.message) == ("FailedToCreateWorkerPod", "Warning", message)
+    assert event.last_timestamp >= event.first_timestamp
+    assert kube.stats.get("POST") == 1 and kube.stats.get("PATCH") == 29
+
+
+def test_a_repeat_of_a_deleted_event_creates_it_again(lk: LocalKube) -> None:
+    kube = KubeClient.from_config(kubeconfig=str(lk.kubeconfig), qps=100, burst=100)
+    recorder = EventRecorder(kube)
+    core = client.CoreV1Api(lk.api_client())
+    try:
+        recorder.record(_owner("gone"), type_="Warning", reason="Failed", message="m")
+        wait_for(lambda: len(_events(lk, "gone")) == 1, 30, "the first event")
+        core.delete_namespaced_event(_events(lk, "gone")[0].metadata.name, NS)
+        recorder.record(_owner("gone"), type_="Warning", reason="Failed", message="m")
+        wait_for(lambda: [e.count for e in _events(lk, "gone")] == [2], 30, "the event again, count 2")
+    finally:
+        recorder.close()

@@ -7,15 +7,20 @@ and read the endpoints with `requests` and Prometheus' own text parser.
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,6 +30,7 @@ from ray_operator.cli import install_crds, run_operator
 from ray_operator.runtime.health import EndpointError, probe_routes, start_endpoints
 from ray_operator.settings import load_settings
 from tests.support import kube
+from tests.support.faultproxy import FaultProxy
 from tests.support.rayhead import free_port
 
 pytestmark = pytest.mark.api
@@ -210,3 +216,47 @@ def test_cli_exits_1_with_one_line_when_the_port_is_taken(lk: LocalKube) -> None
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("rayside operator:")]
     assert lines == [f"rayside operator: --health-probe-bind-address '127.0.0.1:{port}': cannot listen: "
                      f"Address already in use"]  # fmt: skip
+
+
+def _proxied_kubeconfig(lk: LocalKube, proxy: FaultProxy, path: Path) -> Path:
+    config = yaml.safe_load(Path(str(lk.kubeconfig)).read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"http://{proxy.address}"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_readyz_fails_and_one_warning_while_the_api_server_is_cut_off(
+    lk: LocalKube, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = urlsplit(lk.url).hostname, urlsplit(lk.url).port
+    proxy = FaultProxy(upstream=(str(host), int(port or 80))).start()
+    kubeconfig = _proxied_kubeconfig(lk, proxy, tmp_path / "kubeconfig")
+    caplog.set_level(logging.INFO, logger="ray_operator.runtime.health")
+    op = Endpoints(lk, "--kubeconfig", str(kubeconfig)).start()
+
+    def records(level: int) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name.endswith(".health") and r.levelno == level]
+
+    def readyz() -> tuple[int, str]:
+        resp = requests.get(f"http://127.0.0.1:{op.probe_port}/readyz", timeout=5)
+        return resp.status_code, resp.text
+
+    try:
+        wait_for(lambda: op.probe("/readyz") == 200, "readyz 200 through the proxy")
+        proxy.close_listener()
+        proxy.drop_all()
+        wait_for(lambda: readyz()[0] == 503 and records(logging.WARNING), "503 and a WARNING", timeout=10)
+        assert "cannot reach the API server" in readyz()[1]
+        # several more failed probes later, still one WARNING (not one per request)
+        wait_for(lambda: re.search(r"for ([6-9]|\d\d+)s", readyz()[1]), "6 s without the API server")
+        (warning,) = records(logging.WARNING)
+        assert "unreachable" in warning and proxy.address in warning
+        assert op.probe("/healthz") == 200  # alive, just not ready
+        proxy.open_listener()
+        wait_for(lambda: op.probe("/readyz") == 200, "ready again once the API server answers")
+        assert len(records(logging.WARNING)) == 1
+        assert len([m for m in records(logging.INFO) if "reachable again" in m]) == 1
+    finally:
+        op.stop()
+        proxy.stop()

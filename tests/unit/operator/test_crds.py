@@ -78,11 +78,47 @@ def test_structural_with_status_subresource(kind: str) -> None:
     assert "x-kubernetes-preserve-unknown-fields" not in spec  # unknown spec fields are pruned
 
 
-def test_pod_templates_are_free_form_objects() -> None:
+def _templates(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("template", "submitterPodTemplate") and isinstance(value, dict):
+                yield f"{path}.{key}", value
+            yield from _templates(value, f"{path}.{key}")
+
+
+@pytest.mark.parametrize("kind", sorted(CRDS))
+def test_pod_templates_have_the_pod_template_schema(kind: str) -> None:
+    templates = dict(_templates(_schema(kind)))
+    assert len(templates) == {"RayCluster": 2, "RayJob": 3, "RayService": 2}[kind], sorted(templates)
+    for where, template in templates.items():
+        assert "x-kubernetes-preserve-unknown-fields" not in template, where
+        spec = template["properties"]["spec"]
+        assert spec["required"] == ["containers"], where
+        container = spec["properties"]["containers"]["items"]
+        assert container["required"] == ["name"]
+        assert container["properties"]["env"]["type"] == "array"
+        limits = container["properties"]["resources"]["properties"]["limits"]
+        assert limits["additionalProperties"]["x-kubernetes-int-or-string"] is True
+        assert sorted(template["properties"]["metadata"]["properties"]) == [
+            "annotations",
+            "finalizers",
+            "labels",
+            "name",
+            "namespace",
+        ]
+
+
+def test_int32_fields_have_the_int32_format() -> None:
     group = _schema("RayCluster")["properties"]["spec"]["properties"]["workerGroupSpecs"]["items"]
-    assert group["properties"]["template"]["x-kubernetes-preserve-unknown-fields"] is True
-    assert group["properties"]["template"]["type"] == "object"
-    assert group["properties"]["numOfHosts"] == {"default": 1, "minimum": 0, "type": "integer"}
+    assert group["properties"]["numOfHosts"] == {
+        "default": 1,
+        "format": "int32",
+        "minimum": 0,
+        "type": "integer",
+    }
+    for field in ("replicas", "minReplicas", "maxReplicas"):
+        assert group["properties"][field]["format"] == "int32"
+        assert group["properties"][field]["minimum"] == 0
 
 
 def test_printer_columns_match_kuberay() -> None:
@@ -138,7 +174,27 @@ def _edit(name: str, path: str, value: Any) -> dict[str, Any]:
     return obj
 
 
+_WORKER = "spec.workerGroupSpecs.0"
+_CONTAINER = "spec.headGroupSpec.template.spec.containers.0"
 BAD = [
+    ("raycluster-minimal.yaml", f"{_WORKER}.replicas", 1099511627776, "replicas"),
+    ("raycluster-minimal.yaml", f"{_WORKER}.minReplicas", 2**31, "minReplicas"),
+    ("raycluster-minimal.yaml", f"{_WORKER}.maxReplicas", 2**31, "maxReplicas"),
+    ("raycluster-minimal.yaml", f"{_WORKER}.numOfHosts", 2**40, "numOfHosts"),
+    ("raycluster-minimal.yaml", f"{_WORKER}.replicas", -1, "replicas"),
+    ("raycluster-minimal.yaml", f"{_CONTAINER}.env", {"A": "1"}, "env"),
+    ("raycluster-minimal.yaml", f"{_CONTAINER}.resources", {"limits": ["1"]}, "limits"),
+    ("raycluster-minimal.yaml", f"{_CONTAINER}.resources", {"limits": {"cpu": "lots"}}, "limits"),
+    ("raycluster-minimal.yaml", f"{_CONTAINER}.ports", [{"containerPort": "x"}], "containerPort"),
+    ("raycluster-minimal.yaml", f"{_CONTAINER}.name", None, "name"),
+    ("raycluster-minimal.yaml", f"{_WORKER}.template.spec.containers", None, "containers"),
+    ("raycluster-full.yaml", "spec.autoscalerOptions.env", [{"value": "x"}], "name"),
+    (
+        "rayjob-k8sjob.yaml",
+        "spec.submitterPodTemplate.spec.containers",
+        [{"name": "s", "args": "a b"}],
+        "args",
+    ),
     ("raycluster-minimal.yaml", "spec.workerGroupSpecs.0.minReplicas", 6, "minReplicas must be less than"),
     ("raycluster-minimal.yaml", "spec.workerGroupSpecs.0.numOfHosts", -1, "numOfHosts"),
     ("raycluster-minimal.yaml", "spec.authOptions", {"mode": "sometimes"}, "authOptions.mode"),
@@ -202,7 +258,7 @@ def test_bad_objects_are_rejected(name: str, path: str, value: Any, message: str
         keys = path.split(".")
         parent: Any = obj
         for key in keys[:-1]:
-            parent = parent[key]
+            parent = parent[int(key)] if isinstance(parent, list) else parent[key]
         del parent[keys[-1]]
     errors = _errors(obj)
     assert any(message in e for e in errors), errors
@@ -258,3 +314,19 @@ def test_rayside_crds_dispatches_to_crdgen() -> None:
     from rayside import cli
 
     assert cli.main(["crds", "--check"]) == crdgen.EXIT_OK
+
+
+def test_the_quantity_table_names_real_client_fields() -> None:
+    import kubernetes.client.models as k8s_models
+
+    from ray_operator import k8sschema
+
+    for cls, attr in sorted(k8sschema.QUANTITY_FIELDS):
+        assert attr in getattr(k8s_models, cls).openapi_types, (cls, attr)
+    volume = k8sschema.schema_of("V1Volume")["properties"]["emptyDir"]["properties"]["sizeLimit"]
+    assert volume == k8sschema.quantity()
+    probe = k8sschema.schema_of("V1Probe")["properties"]
+    assert probe["httpGet"]["properties"]["port"] == {"x-kubernetes-int-or-string": True}
+    assert probe["grpc"]["properties"]["port"] == {"type": "integer"}
+    env = k8sschema.schema_of("List[V1EnvVar]")
+    assert env["type"] == "array" and env["items"]["required"] == ["name"]

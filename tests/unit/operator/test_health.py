@@ -17,8 +17,10 @@ from ray_operator.runtime.health import (
     ClusterInfo,
     LeaderStatus,
     MetricsSnapshot,
+    Reachability,
     cluster_info,
     format_value,
+    observe,
     readyz,
     render_metrics,
 )
@@ -204,6 +206,34 @@ def test_readyz() -> None:
     assert readyz(True) == (200, "text/plain; charset=utf-8", "ok")
     status, _, body = readyz(False)
     assert status == 503 and "not synced" in body
+    assert readyz(True, "cannot reach the API server for 3s: refused") == (
+        503,
+        "text/plain; charset=utf-8",
+        "cannot reach the API server for 3s: refused",
+    )
+
+
+# (probe ok?, time) -> (reachable, failures, since, transition); threshold 2
+REACHABILITY = [
+    (True, 1.0, (True, 0, 0.0, None)),
+    (False, 2.0, (True, 1, 2.0, None)),  # one failure is not yet lost
+    (True, 3.0, (True, 0, 2.0, None)),  # and is forgiven by the next success
+    (False, 4.0, (True, 1, 4.0, None)),
+    (False, 5.0, (False, 2, 4.0, "lost")),  # the second failure in a row: lost, once
+    (False, 6.0, (False, 3, 4.0, None)),
+    (False, 9.0, (False, 4, 4.0, None)),  # no second "lost"
+    (True, 10.0, (True, 0, 10.0, "restored")),  # restored, once
+    (True, 11.0, (True, 0, 10.0, None)),
+]
+
+
+def test_reachability_transitions_once_each_way() -> None:
+    state = Reachability()
+    for ok, now, (reachable, failures, since, change) in REACHABILITY:
+        state, got = observe(state, ok, now, "" if ok else "refused", threshold=2)
+        assert (state.reachable, state.failures, state.since, got) == (reachable, failures, since, change), (
+            now
+        )
 
 
 # -- the counters behind the metrics ---------------------------------------------------------------------
