@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ray_operator.builders.resources import clamp_replicas, hosts
 from ray_operator.constants import (
     ANN_DISABLE_PROVISIONED_HEAD_RESTART,
     LABEL_GROUP,
@@ -30,8 +31,6 @@ from ray_operator.status import (
     SUSPENDED,
     SUSPENDING,
     SuspendPhase,
-    desired_replicas,
-    hosts,
     is_true,
 )
 
@@ -185,7 +184,7 @@ def _plan_group(
     doomed = [p for p in pods if name_of(p) in to_delete]
     plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in doomed]
     remaining = [p for p in pods if name_of(p) not in to_delete]
-    diff = desired_replicas(group) * hosts(group) - len(remaining)
+    diff = clamp_replicas(group) * hosts(group) - len(remaining)
     if diff > 0:
         free = _smallest_free(
             (i for p in remaining if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None), diff
@@ -238,7 +237,7 @@ def _plan_multi_host(
             f"deleted {len(broken) + len(listed)} incomplete/unhealthy/requested replica(s) of group {name}"
         )
         return False
-    want = desired_replicas(group)
+    want = clamp_replicas(group)
     have = sorted(replicas, key=lambda r: min(_int_label(p, LABEL_REPLICA_INDEX) or 0 for p in replicas[r]))
     if want > len(have):
         used = (

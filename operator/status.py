@@ -7,20 +7,15 @@ decides whether it is worth a write: timestamps and desired resources alone neve
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from ray_operator.builders.quantity import SUFFIXES, quantity_or_zero
-from ray_operator.constants import (
-    LABEL_NODE_TYPE,
-    MAX_INT32,
-    NODE_TYPE_HEAD,
-    NODE_TYPE_WORKER,
-)
+from ray_operator.builders.resources import cluster_resources, gpu_total, tpu_total, worker_pods
+from ray_operator.constants import LABEL_NODE_TYPE, NODE_TYPE_HEAD, NODE_TYPE_WORKER
 from ray_operator.models import RayCluster, WorkerGroupSpec
+from rayside.quantity import format_quantity
 
 Obj = dict[str, Any]
 
@@ -53,70 +48,23 @@ class Outcome:
 OK = Outcome()
 
 
-# -- quantities -------------------------------------------------------------------------------------------
-_MIG = re.compile(r"^nvidia\.com/mig-\d+g\.\d+gb$")
-
-
-def format_cpu(value: Decimal) -> str:
-    return str(int(value)) if value == value.to_integral_value() else f"{int(value * 1000)}m"
-
-
-def format_bytes(value: Decimal) -> str:
-    for suffix in ("Gi", "Mi", "Ki"):
-        unit = SUFFIXES[suffix]
-        if value and value % unit == 0:
-            return f"{int(value / unit)}{suffix}"
-    return str(int(value))
-
-
-def _is_gpu(name: str) -> bool:
-    return name.lower().endswith("gpu") or bool(_MIG.match(name))
-
-
-def pod_template_resources(template: Obj) -> dict[str, Decimal]:
-    """Per-Pod resources of a template: per container requests win, limits fill in; all containers summed."""
-    totals: dict[str, Decimal] = {}
-    for container in (template.get("spec") or {}).get("containers") or []:
-        resources = container.get("resources") or {}
-        merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-        for name, qty in merged.items():
-            totals[name] = totals.get(name, Decimal(0)) + quantity_or_zero(qty)
-    return totals
-
-
-# -- replica arithmetic -----------------------------------------------------------------------------------
-def hosts(group: WorkerGroupSpec) -> int:
-    return max(1, group.num_of_hosts or 1)
-
-
-def desired_replicas(group: WorkerGroupSpec) -> int:
-    """clamp(replicas, min, max) (replicas per group, before x numOfHosts)."""
-    replicas = group.replicas or 0
-    low = group.min_replicas or 0
-    high = MAX_INT32 if group.max_replicas is None else group.max_replicas
-    return max(low, min(replicas, high)) if low <= high else high
-
-
+# -- resources and replicas (arithmetic in ray_operator.builders.resources) ------------------------------
 def active_groups(cluster: RayCluster) -> list[WorkerGroupSpec]:
     return [g for g in cluster.spec.worker_group_specs or [] if not g.suspend]
 
 
 def desired_workers(cluster: RayCluster) -> int:
-    return sum(desired_replicas(g) * hosts(g) for g in active_groups(cluster))
+    """Σ over non-suspended groups of KubeRay's desired replicas x numOfHosts."""
+    return worker_pods(cluster.spec.worker_group_specs or [], "desired")
 
 
 def _desired_resources(cluster: RayCluster) -> dict[str, str]:
-    totals = pod_template_resources(cluster.spec.head_group_spec.template)
-    for group in active_groups(cluster):
-        count = (group.replicas or 0) * hosts(group)
-        for name, qty in pod_template_resources(group.template).items():
-            totals[name] = totals.get(name, Decimal(0)) + qty * count
-    gpu = sum((v for k, v in totals.items() if _is_gpu(k)), Decimal(0))
+    totals = cluster_resources(cluster.spec, "replicas", strict=False)
     return {
-        "desiredCPU": format_cpu(totals.get("cpu", Decimal(0))),
-        "desiredMemory": format_bytes(totals.get("memory", Decimal(0))),
-        "desiredGPU": format_cpu(gpu),
-        "desiredTPU": format_cpu(totals.get("google.com/tpu", Decimal(0))),
+        "desiredCPU": format_quantity(totals.get("cpu", Decimal(0))),
+        "desiredMemory": format_quantity(totals.get("memory", Decimal(0)), binary=True),
+        "desiredGPU": format_quantity(gpu_total(totals)),
+        "desiredTPU": format_quantity(tpu_total(totals)),
     }
 
 
@@ -312,11 +260,8 @@ def compute_status(
         "readyWorkerReplicas": sum(1 for p in workers if is_running_and_ready(p)),
         "availableWorkerReplicas": sum(1 for p in workers if is_running(p)),
         "desiredWorkerReplicas": desired_workers(cluster),
-        "minWorkerReplicas": sum((g.min_replicas or 0) * hosts(g) for g in groups),
-        "maxWorkerReplicas": min(
-            MAX_INT32,
-            sum((MAX_INT32 if g.max_replicas is None else g.max_replicas) * hosts(g) for g in groups),
-        ),
+        "minWorkerReplicas": worker_pods(groups, "min"),
+        "maxWorkerReplicas": worker_pods(groups, "max"),
         **_desired_resources(cluster),
         "endpoints": _endpoints(head_service),
         "head": _head_info(head, head_service),

@@ -14,6 +14,7 @@ from ray_operator.builders.facts import ClusterFacts, cluster_facts
 from ray_operator.builders.hashing import spec_hash
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.raystart import GroupStart, ray_start_params, render_ray_start, ulimit_prefix
+from ray_operator.builders.resources import is_multi_host
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.features import RAY_MULTI_HOST_INDEXING
 from ray_operator.models import RayCluster, WorkerGroupSpec
@@ -263,7 +264,7 @@ def multi_host_labels(
     labels: dict[str, str] = {}
     if replica_index is not None:
         labels[c.LABEL_REPLICA_INDEX] = str(replica_index)
-    if (group.num_of_hosts or 1) > 1:
+    if is_multi_host(group):
         if replica_name is not None:
             labels[c.LABEL_REPLICA_NAME] = replica_name
         if host_index is not None:

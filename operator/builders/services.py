@@ -10,6 +10,7 @@ from ray_operator import constants as c
 from ray_operator.builders import names
 from ray_operator.builders.facts import cluster_facts
 from ray_operator.builders.meta import owner_reference
+from ray_operator.builders.resources import is_multi_host
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster
 
@@ -77,7 +78,7 @@ def head_service(cluster: RayCluster, *, settings: BuildSettings) -> JSON:
 
 def needs_headless_service(cluster: RayCluster) -> bool:
     """Whether some worker group has numOfHosts > 1."""
-    return any((g.num_of_hosts or 1) > 1 for g in cluster.spec.worker_group_specs or [])
+    return any(is_multi_host(g) for g in cluster.spec.worker_group_specs or [])
 
 
 def headless_worker_service(cluster: RayCluster, *, settings: BuildSettings) -> JSON:
