@@ -61,7 +61,7 @@ from ray_operator.runtime.events import EventRecorder
 from ray_operator.runtime.expectations import Action as Expect
 from ray_operator.runtime.expectations import ScaleExpectations
 from ray_operator.runtime.informer import Cache
-from ray_operator.schedulers import scheduler_for, scheduler_plugins, volcano
+from ray_operator.schedulers import scheduler_of
 from ray_operator.settings import OperatorSettings
 from ray_operator.status import (
     Outcome,
@@ -217,21 +217,23 @@ class RayClusterReconciler:
             children.append(headless_worker_service(cluster, settings=build))
         if wants_serve_service(cluster):
             children.append(serve_service(cluster, settings=build))
-        scheduler = scheduler_for(cluster.metadata, build)
-        pod_group = None
-        if scheduler == "volcano":
-            pod_group = volcano.cluster_pod_group(cluster)
-        elif scheduler == "scheduler-plugins":
-            pod_group = scheduler_plugins.pod_group(cluster)
-        if pod_group is not None:
-            children.append(pod_group)
+        scheduler = scheduler_of(cluster, build)
+        if scheduler is not None:
+            children += scheduler.objects_on_submission(cluster)
         return children
 
     def _make_pod(self, cluster: RayCluster) -> Callable[[PodSlot], Obj]:
         build = self._settings.build
         groups = {g.group_name: g for g in cluster.spec.worker_group_specs or []}
 
+        scheduler = scheduler_of(cluster, build)
+
         def make(slot: PodSlot) -> Obj:
+            pod = build_pod(slot)
+            group = c.HEAD_GROUP if slot.group is None else slot.group
+            return pod if scheduler is None else scheduler.add_metadata_to_child(cluster, pod, group)
+
+        def build_pod(slot: PodSlot) -> Obj:
             if slot.group is None:
                 return head_pod(cluster, settings=build)
             return worker_pod(
