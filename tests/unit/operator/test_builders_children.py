@@ -19,7 +19,7 @@ from ray_operator.builders import (
     wants_serve_service,
 )
 from ray_operator.models import RayCluster
-from ray_operator.reconcilers.raycluster import object_path
+from ray_operator.raycluster.reconciler import object_path
 from tests.unit.operator.golden import load
 
 SETTINGS = BuildSettings()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ray_operator.reconcilers.assembly import slim_pod
-from ray_operator.reconcilers.raycluster import Applied, object_path, summarize
-from ray_operator.status import Outcome
+from ray_operator.raycluster.assembly import slim_pod
+from ray_operator.raycluster.reconciler import Applied, object_path, summarize
+from ray_operator.raycluster.status import Outcome
 
 
 def test_one_event_per_group_and_verb_never_per_pod() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ray_operator.planning_deletion import (
+from ray_operator.raycluster.deletion import (
     REDIS_CLEANUP_FINALIZER,
     CreateCleanupJob,
     DeletePods,
@@ -18,7 +18,7 @@ from ray_operator.planning_deletion import (
     plan_deletion,
     uses_redis_ft,
 )
-from ray_operator.reconcilers.raycluster_deletion import finalizer_patch
+from ray_operator.raycluster.reconciler_deletion import finalizer_patch
 from ray_operator.settings import load_settings
 
 Obj = dict[str, Any]

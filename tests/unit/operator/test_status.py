@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from ray_operator.models import RayCluster
-from ray_operator.status import (
+from ray_operator.raycluster.status import (
     OK,
     Outcome,
     SuspendPhase,

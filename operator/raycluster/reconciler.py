@@ -45,7 +45,8 @@ from ray_operator.builders.services import (
     wants_serve_service,
 )
 from ray_operator.models import RayCluster
-from ray_operator.planning import (
+from ray_operator.raycluster.deletion import has_finalizer, needs_finalizer
+from ray_operator.raycluster.plan import (
     Action,
     ClearWorkersToDelete,
     Create,
@@ -54,16 +55,8 @@ from ray_operator.planning import (
     PodSlot,
     plan_cluster,
 )
-from ray_operator.planning_deletion import has_finalizer, needs_finalizer
-from ray_operator.reconcilers.raycluster_deletion import RedisCleanup
-from ray_operator.reconcilers.status_writer import StatusWriter
-from ray_operator.runtime.events import EventRecorder
-from ray_operator.runtime.expectations import Action as Expect
-from ray_operator.runtime.expectations import ScaleExpectations
-from ray_operator.runtime.informer import Cache
-from ray_operator.schedulers import scheduler_of
-from ray_operator.settings import OperatorSettings
-from ray_operator.status import (
+from ray_operator.raycluster.reconciler_deletion import RedisCleanup
+from ray_operator.raycluster.status import (
     Outcome,
     compute_status,
     get_condition,
@@ -71,6 +64,13 @@ from ray_operator.status import (
     set_condition,
     status_changed,
 )
+from ray_operator.reconcilers.status_writer import StatusWriter
+from ray_operator.runtime.events import EventRecorder
+from ray_operator.runtime.expectations import Action as Expect
+from ray_operator.runtime.expectations import ScaleExpectations
+from ray_operator.runtime.informer import Cache
+from ray_operator.schedulers import scheduler_of
+from ray_operator.settings import OperatorSettings
 from rayside.kubeclient import (
     AlreadyExists,
     Conflict,

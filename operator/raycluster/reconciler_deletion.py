@@ -1,4 +1,4 @@
-"""Applies the GCS-FT Redis cleanup plan (`ray_operator.planning_deletion`) for the RayCluster reconciler.
+"""Applies the GCS-FT Redis cleanup plan (`ray_operator.raycluster.deletion`) for the RayCluster reconciler.
 
 `ensure_finalizer` adds `ray.io/gcs-ft-redis-cleanup-finalizer` to a live Redis-FT cluster; `on_deletion`
 runs one pass for a cluster with a deletionTimestamp: it reads the cleanup Job with one GET (only once no
@@ -21,7 +21,7 @@ from ray_operator import constants as c
 from ray_operator.builders import names
 from ray_operator.builders.redis_cleanup import redis_cleanup_job
 from ray_operator.models import RayCluster
-from ray_operator.planning_deletion import (
+from ray_operator.raycluster.deletion import (
     REDIS_CLEANUP_FINALIZER,
     SHORT_REQUEUE_SECONDS,
     CreateCleanupJob,

@@ -26,7 +26,7 @@ from ray_operator.constants import (
 )
 from ray_operator.features import RAY_CLUSTER_STATUS_CONDITIONS, RAY_MULTI_HOST_INDEXING, FeatureGates
 from ray_operator.models import RayCluster, WorkerGroupSpec
-from ray_operator.status import (
+from ray_operator.raycluster.status import (
     PROVISIONED,
     SUSPENDED,
     SUSPENDING,

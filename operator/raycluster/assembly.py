@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray_operator import constants as c
-from ray_operator.reconcilers.raycluster import RayClusterReconciler
+from ray_operator.raycluster.reconciler import RayClusterReconciler
 from ray_operator.runtime.controller import Controller
 from ray_operator.runtime.events import EventRecorder
 from ray_operator.runtime.informer import Informer, InformerGroup, cluster_of
