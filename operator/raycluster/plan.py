@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ray_operator.builders.resources import clamp_replicas, hosts
 from ray_operator.constants import (
@@ -33,8 +32,8 @@ from ray_operator.raycluster.status import (
     SuspendPhase,
     is_true,
 )
+from rayside.objects import JSON, is_deleting, labels_of, name_of
 
-Obj = dict[str, Any]
 HEAD_KEY = ""  # expectations / group key of the head
 
 
@@ -50,7 +49,7 @@ class PodSlot:
 
 @dataclass(frozen=True)
 class Create:
-    obj: Obj
+    obj: JSON
     group: str | None = None  # Pods: expectation group ("" = head); None for other kinds
     marker: str | None = None
     tolerate_exists: bool = True
@@ -83,23 +82,15 @@ class Plan:
     marker: str | None = None
 
 
-PodFactory = Callable[[PodSlot], Obj]
+PodFactory = Callable[[PodSlot], JSON]
 
 
 # -- small helpers ----------------------------------------------------------------------------------------
-def labels_of(obj: Obj) -> dict[str, str]:
-    return dict((obj.get("metadata") or {}).get("labels") or {})
+def terminating(pod: JSON) -> bool:
+    return is_deleting(pod)
 
 
-def name_of(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
-def terminating(pod: Obj) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def should_delete_pod(pod: Obj) -> bool:
+def should_delete_pod(pod: JSON) -> bool:
     """Failed/Succeeded Pods, and Running Pods whose Ray container ended with restartPolicy Never."""
     status = pod.get("status") or {}
     phase = status.get("phase")
@@ -118,7 +109,7 @@ def should_delete_pod(pod: Obj) -> bool:
     return False
 
 
-def suspend_phase(cluster: RayCluster, status: Obj | None, gates: FeatureGates) -> SuspendPhase:
+def suspend_phase(cluster: RayCluster, status: JSON | None, gates: FeatureGates) -> SuspendPhase:
     """Atomic suspend: once Suspending, keep deleting Pods even if `spec.suspend` flips back."""
     suspend = bool(cluster.spec.suspend)
     if not gates.enabled(RAY_CLUSTER_STATUS_CONDITIONS):
@@ -139,14 +130,14 @@ def _smallest_free(used: Iterable[int], count: int) -> list[int]:
     return out
 
 
-def _int_label(pod: Obj, key: str) -> int | None:
+def _int_label(pod: JSON, key: str) -> int | None:
     value = labels_of(pod).get(key)
     return int(value) if value is not None and value.isdigit() else None
 
 
 # -- head -------------------------------------------------------------------------------------------------
 def _plan_head(
-    cluster: RayCluster, heads: list[Obj], status: Obj | None, make_pod: PodFactory, plan: Plan
+    cluster: RayCluster, heads: list[JSON], status: JSON | None, make_pod: PodFactory, plan: Plan
 ) -> None:
     if len(heads) > 1:
         plan.error = f"{len(heads)} head pods found for RayCluster {cluster.metadata.get('name')}; expected 1"
@@ -166,7 +157,7 @@ def _plan_head(
 def _plan_group(
     cluster: RayCluster,
     group: WorkerGroupSpec,
-    pods: list[Obj],
+    pods: list[JSON],
     *,
     indexing: bool,
     random_delete: bool,
@@ -209,7 +200,7 @@ def _plan_group(
 def _plan_multi_host(
     cluster: RayCluster,
     group: WorkerGroupSpec,
-    pods: list[Obj],
+    pods: list[JSON],
     *,
     make_pod: PodFactory,
     rand5: Callable[[], str],
@@ -218,7 +209,7 @@ def _plan_multi_host(
 ) -> bool:
     """Replicas of numOfHosts Pods are created and deleted whole (operator-spec §2.8.5)."""
     name, n = group.group_name, hosts(group)
-    replicas: dict[str, list[Obj]] = {}
+    replicas: dict[str, list[JSON]] = {}
     for pod in pods:
         replicas.setdefault(labels_of(pod).get(LABEL_REPLICA_NAME, ""), []).append(pod)
 
@@ -254,7 +245,7 @@ def _plan_multi_host(
     return True
 
 
-def _clear_workers_to_delete(cluster: RayCluster, pods_by_group: dict[str, list[Obj]], plan: Plan) -> None:
+def _clear_workers_to_delete(cluster: RayCluster, pods_by_group: dict[str, list[JSON]], plan: Plan) -> None:
     """Clear `workersToDelete` of groups none of whose listed Pods exist any more."""
     for index, group in enumerate(cluster.spec.worker_group_specs or []):
         listed = tuple((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
@@ -266,8 +257,8 @@ def _clear_workers_to_delete(cluster: RayCluster, pods_by_group: dict[str, list[
 # -- the whole pass ---------------------------------------------------------------------------------------
 def plan_pods(
     cluster: RayCluster,
-    status: Obj | None,
-    pods: list[Obj],
+    status: JSON | None,
+    pods: list[JSON],
     *,
     gates: FeatureGates,
     unsatisfied: frozenset[str],
@@ -288,7 +279,7 @@ def plan_pods(
         _plan_head(cluster, heads, status, make_pod, plan)
         if plan.error:
             return
-    by_group: dict[str, list[Obj]] = {}
+    by_group: dict[str, list[JSON]] = {}
     for pod in pods:
         if labels_of(pod).get(LABEL_NODE_TYPE) == NODE_TYPE_WORKER:
             by_group.setdefault(labels_of(pod).get(LABEL_GROUP, ""), []).append(pod)
@@ -303,7 +294,7 @@ def plan_pods(
         _clear_workers_to_delete(cluster, by_group, plan)
 
 
-def _delete_all(pods: list[Obj], group: str | None, reason: str) -> list[Delete]:
+def _delete_all(pods: list[JSON], group: str | None, reason: str) -> list[Delete]:
     """Delete every pod that is not already terminating (each labelled with its own group if none given)."""
     return [
         Delete("Pod", name_of(p), group or labels_of(p).get(LABEL_GROUP), reason)
@@ -315,7 +306,7 @@ def _delete_all(pods: list[Obj], group: str | None, reason: str) -> list[Delete]
 def _plan_worker_group(
     cluster: RayCluster,
     group: WorkerGroupSpec,
-    group_pods: list[Obj],
+    group_pods: list[JSON],
     indexing: bool,
     make_pod: PodFactory,
     rand5: Callable[[], str],
@@ -347,7 +338,7 @@ def _plan_worker_group(
     )
 
 
-def plan_children(desired: list[Obj], existing: set[tuple[str, str]], plan: Plan) -> None:
+def plan_children(desired: list[JSON], existing: set[tuple[str, str]], plan: Plan) -> None:
     """Create every desired child (Secret, Services, RBAC, PodGroups...) whose (kind, name) is absent."""
     for obj in desired:
         if (str(obj.get("kind")), name_of(obj)) not in existing:
@@ -357,8 +348,8 @@ def plan_children(desired: list[Obj], existing: set[tuple[str, str]], plan: Plan
 def plan_cluster(
     cluster: RayCluster,
     *,
-    pods: list[Obj],
-    children: list[Obj],
+    pods: list[JSON],
+    children: list[JSON],
     existing: set[tuple[str, str]],
     gates: FeatureGates,
     unsatisfied: frozenset[str],

@@ -1,4 +1,4 @@
-"""Applies the GCS-FT Redis cleanup plan (`ray_operator.raycluster.deletion`) for the RayCluster reconciler.
+"""Applies the GCS-FT Redis cleanup plan (`raycluster.deletion`) for the RayCluster reconciler.
 
 `ensure_finalizer` adds `ray.io/gcs-ft-redis-cleanup-finalizer` to a live Redis-FT cluster; `on_deletion`
 runs one pass for a cluster with a deletionTimestamp: it reads the cleanup Job with one GET (only once no
@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from ray_operator import constants as c
 from ray_operator.builders import names
 from ray_operator.builders.redis_cleanup import redis_cleanup_job
+from ray_operator.constants import LABEL_NODE_TYPE, NODE_TYPE_HEAD
 from ray_operator.models import RayCluster
 from ray_operator.raycluster.deletion import (
     REDIS_CLEANUP_FINALIZER,
-    SHORT_REQUEUE_SECONDS,
     CreateCleanupJob,
     DeletePods,
     plan_deletion,
@@ -38,18 +37,17 @@ from rayside.kubeclient import (
     KubeClient,
     KubeError,
     NotFound,
-    resource_path,
 )
+from rayside.objects import JOBS, JSON, PODS, RAYCLUSTERS, key_of, labels_of, meta_of, name_of, namespace_of
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def finalizer_patch(meta: Obj, *, add: bool) -> list[Obj]:
+def finalizer_patch(meta: Mapping[str, Any], *, add: bool) -> list[JSON]:
     """JSON patch adding/removing the Redis cleanup finalizer; fails (test op) if the list changed."""
     old = list(meta.get("finalizers") or [])
     new = [*old, REDIS_CLEANUP_FINALIZER] if add else [f for f in old if f != REDIS_CLEANUP_FINALIZER]
@@ -79,65 +77,46 @@ class RedisCleanup:
         self._recorder = recorder
         self._now = now
 
-    def _cluster_path(self, ns: str, name: str) -> str:
-        return resource_path(group=c.GROUP, version=c.VERSION, plural="rayclusters", namespace=ns, name=name)
-
-    def _patch_finalizer(self, obj: Obj, *, add: bool) -> bool:
-        meta = obj["metadata"]
-        ns, name = meta.get("namespace", ""), meta["name"]
+    def _patch_finalizer(self, obj: JSON, *, add: bool) -> bool:
+        verb = "added" if add else "removed"
         try:
             updated = self._client.patch(
-                self._cluster_path(ns, name), finalizer_patch(meta, add=add), patch_type="json"
+                RAYCLUSTERS.path_of(obj), finalizer_patch(meta_of(obj), add=add), patch_type="json"
             )
         except (Conflict, Invalid, NotFound) as exc:  # changed or gone meanwhile: the next pass decides
-            log.debug("raycluster %s/%s: finalizer not %s: %s", ns, name, "added" if add else "removed", exc)
+            log.debug("raycluster %s: finalizer not %s: %s", key_of(obj), verb, exc)
             return False
         self._clusters.observe(updated)
-        log.debug(
-            "raycluster %s/%s: %s finalizer %s",
-            ns,
-            name,
-            "added" if add else "removed",
-            REDIS_CLEANUP_FINALIZER,
-        )
+        log.debug("raycluster %s: %s finalizer %s", key_of(obj), verb, REDIS_CLEANUP_FINALIZER)
         return True
 
-    def ensure_finalizer(self, obj: Obj) -> float:
+    def ensure_finalizer(self, obj: JSON) -> float:
         """Add the finalizer; the cluster is reconciled from the next pass on (as KubeRay)."""
         self._patch_finalizer(obj, add=True)
-        return SHORT_REQUEUE_SECONDS
+        return self._settings.short_requeue_seconds
 
-    def _get_job(self, ns: str, cluster_name: str) -> Obj | None:
-        path = resource_path(
-            group="batch",
-            version="v1",
-            plural="jobs",
-            namespace=ns,
-            name=names.redis_cleanup_job_name(cluster_name),
-        )
+    def _get_job(self, ns: str, cluster_name: str) -> JSON | None:
         try:
-            return self._client.get(path)
+            return self._client.get(JOBS.path(ns, names.redis_cleanup_job_name(cluster_name)))
         except NotFound:
             return None
 
-    def on_deletion(self, obj: Obj, pods: list[Obj]) -> float | None:
+    def on_deletion(self, obj: JSON, pods: list[JSON]) -> float | None:
         """One deletion pass; returns the requeue delay (None = wait for the next watch event)."""
-        meta = obj["metadata"]
-        ns, name = meta.get("namespace", ""), meta["name"]
-        heads = [
-            p for p in pods if (p["metadata"].get("labels") or {}).get(c.LABEL_NODE_TYPE) == c.NODE_TYPE_HEAD
-        ]
+        ns, name = namespace_of(obj), name_of(obj)
+        short = self._settings.short_requeue_seconds
+        heads = [p for p in pods if labels_of(p).get(LABEL_NODE_TYPE) == NODE_TYPE_HEAD]
         enabled = self._settings.enable_gcs_ft_redis_cleanup
         try:
             job = None if heads else self._get_job(ns, name)
-            plan = plan_deletion(obj, pods, job, self._now(), cleanup_enabled=enabled)
+            plan = plan_deletion(obj, pods, job, self._now(), short_requeue=short, cleanup_enabled=enabled)
             for action in plan.actions:
                 if isinstance(action, DeletePods):
                     self._delete_pods(ns, action.names)
                 elif isinstance(action, CreateCleanupJob):
                     self._create_job(obj)
                 elif not self._patch_finalizer(obj, add=False):  # RemoveFinalizer
-                    return SHORT_REQUEUE_SECONDS  # changed meanwhile: retry soon
+                    return short  # changed meanwhile: retry soon
                 elif action.event is not None:
                     type_, reason, message = action.event
                     self._recorder.record(obj, type_=type_, reason=reason, message=message)
@@ -145,19 +124,16 @@ class RedisCleanup:
             log.debug(
                 "raycluster %s/%s: Redis cleanup pass failed: %s (%s)", ns, name, exc.message, exc.status
             )
-            return SHORT_REQUEUE_SECONDS
+            return short
         return plan.requeue
 
     def _delete_pods(self, ns: str, pod_names: tuple[str, ...]) -> None:
         for pod in pod_names:
             with contextlib.suppress(NotFound):
-                self._client.delete(
-                    resource_path(group="", version="v1", plural="pods", namespace=ns, name=pod)
-                )
+                self._client.delete(PODS.path(ns, pod))
 
-    def _create_job(self, obj: Obj) -> None:
-        meta = obj["metadata"]
-        ns, name = meta.get("namespace", ""), meta["name"]
+    def _create_job(self, obj: JSON) -> None:
+        ns, name = namespace_of(obj), name_of(obj)
         try:
             job = redis_cleanup_job(RayCluster.model_validate(obj), settings=self._settings.build)
         except (ValidationError, ValueError) as exc:
@@ -166,16 +142,15 @@ class RedisCleanup:
                 obj, type_="Warning", reason="FailedToCreateRedisCleanupJob", message=message
             )
             return
-        path = resource_path(group="batch", version="v1", plural="jobs", namespace=ns)
         try:
-            self._client.create(path, job)
+            self._client.create(JOBS.path(ns), job)
         except AlreadyExists:
             return
         except KubeError as exc:
-            message = f"Failed to create Redis cleanup Job {ns}/{job['metadata']['name']}: {exc.message}"
+            message = f"Failed to create Redis cleanup Job {ns}/{name_of(job)}: {exc.message}"
             self._recorder.record(
                 obj, type_="Warning", reason="FailedToCreateRedisCleanupJob", message=message
             )
             raise
-        message = f"Created Redis cleanup Job {ns}/{job['metadata']['name']}"
+        message = f"Created Redis cleanup Job {ns}/{name_of(job)}"
         self._recorder.record(obj, type_="Normal", reason="CreatedRedisCleanupJob", message=message)

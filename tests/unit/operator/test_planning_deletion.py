@@ -1,7 +1,8 @@
-"""`planning_deletion`: the GCS-FT Redis cleanup finalizer decided as pure functions (injected clock)."""
+"""`raycluster.deletion`: the GCS-FT Redis cleanup finalizer decided as pure functions (injected clock)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,13 +16,15 @@ from ray_operator.raycluster.deletion import (
     deletion_timeout,
     job_finished,
     needs_finalizer,
-    plan_deletion,
     uses_redis_ft,
 )
+from ray_operator.raycluster.deletion import plan_deletion as plan_with_requeue
 from ray_operator.raycluster.reconciler_deletion import finalizer_patch
 from ray_operator.settings import load_settings
 
 Obj = dict[str, Any]
+# the operator's default short requeue (OperatorSettings.short_requeue_seconds)
+plan_deletion = functools.partial(plan_with_requeue, short_requeue=2.0)
 DELETED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -182,3 +185,8 @@ def test_finalizer_patch() -> None:
 def test_enable_gcs_ft_redis_cleanup_env(value: str | None, enabled: bool) -> None:
     environ = {} if value is None else {"ENABLE_GCS_FT_REDIS_CLEANUP": value}
     assert load_settings([], environ=environ).enable_gcs_ft_redis_cleanup is enabled
+
+
+def test_the_wait_for_the_cleanup_job_uses_the_short_requeue_setting() -> None:
+    running = job()
+    assert plan_with_requeue(deleting(), [], running, at(10), short_requeue=0.5).requeue == 0.5
