@@ -51,7 +51,7 @@ from ray_operator.runtime.expectations import ScaleExpectations
 from ray_operator.runtime.informer import Cache
 from ray_operator.settings import OperatorSettings
 from rayside.kubeclient import KubeClient
-from rayside.objects import JSON, RAYCLUSTERS, generation_of, is_deleting, name_of, split_key
+from rayside.objects import JSON, RAYCLUSTERS, generation_of, is_deleting, name_of, rv_number, split_key
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,10 @@ class RayClusterReconciler:
             recorder=recorder,
             write_parallelism=settings.write_parallelism,
         )
-        self.passes = 0  # completed reconcile passes (tests wait on it instead of sleeping)
+        # Observable progress (tests and diagnostics wait on these instead of sleeping): completed passes,
+        # and per key the resourceVersion (as a number) of the RayCluster its last completed pass read.
+        self.passes = 0
+        self.last_seen: dict[str, int] = {}
         self._passes_lock = threading.Lock()
 
     @property
@@ -148,15 +151,18 @@ class RayClusterReconciler:
 
     # -- the pass -------------------------------------------------------------------------------------
     def reconcile(self, key: str) -> float | None:
+        ns, name = split_key(key)
+        obj = self.views.clusters.get(ns, name)
         try:
-            return self._reconcile(key)
+            return self._reconcile(key, obj)
         finally:
             with self._passes_lock:
                 self.passes += 1
+                if obj is not None:
+                    self.last_seen[key] = rv_number(obj)
 
-    def _reconcile(self, key: str) -> float | None:
+    def _reconcile(self, key: str, obj: JSON | None) -> float | None:
         ns, name = split_key(key)
-        obj = self.views.clusters.get(ns, name)
         if obj is None:
             self.expectations.clear_cluster(ns, name)
             self._last_status_write.pop(key, None)
