@@ -18,8 +18,8 @@ from ray_operator.builders.resources import is_multi_host
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.features import RAY_MULTI_HOST_INDEXING
 from ray_operator.models import RayCluster, WorkerGroupSpec
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 _PROTECTED_LABELS = (c.LABEL_NODE_TYPE, c.LABEL_GROUP, c.LABEL_CLUSTER)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 from decimal import Decimal
-from typing import Any
 
 import yaml
 
@@ -25,8 +24,8 @@ from ray_operator.builders.resources import template_resources
 from ray_operator.builders.services import head_service_labels, head_service_ports
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster, RayClusterSpec, RayJob
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 DEFAULT_SUBMITTER_RESOURCES: JSON = {
     "limits": {"cpu": "1", "memory": "1Gi"},
     "requests": {"cpu": "500m", "memory": "200Mi"},
