@@ -160,6 +160,8 @@ class RayClusterReconciler:
                 self.passes += 1
                 if obj is not None:
                     self.last_seen[key] = rv_number(obj)
+                else:
+                    self.last_seen.pop(key, None)
 
     def _reconcile(self, key: str, obj: JSON | None) -> float | None:
         ns, name = split_key(key)

@@ -64,3 +64,17 @@ def test_format_quantity(value: Decimal, binary: bool, text: str) -> None:
 
 def test_format_number_is_plain() -> None:
     assert format_number(Decimal("0.5")) == "0.5" and format_number(Decimal("2.0")) == "2"
+
+
+def test_kubelet_resource_field_ref_is_exact() -> None:
+    """The kubelet's `resourceFieldRef` uses the same parser: 9m CPU in units of 3m is 3 (floats said 4)."""
+    from localkube.kubelet.podenv import EnvError, NodeResources, resource_value
+
+    node = NodeResources(cpus=4, memory_bytes=8 * 2**30)
+    limits = {"resources": {"limits": {"cpu": "9m"}}}
+    assert resource_value(limits, {"resource": "limits.cpu", "divisor": "3m"}, node) == "3"
+    limits = {"resources": {"limits": {"cpu": "1.1"}}}
+    assert resource_value(limits, {"resource": "limits.cpu", "divisor": "100m"}, node) == "11"
+    assert resource_value({}, {"resource": "limits.memory", "divisor": "1Mi"}, node) == "8192"
+    with pytest.raises(EnvError, match="not a quantity"):
+        resource_value({"resources": {"limits": {"cpu": "lots"}}}, {"resource": "limits.cpu"}, node)
