@@ -3,7 +3,7 @@
 `plan_cluster()` looks at the cluster, the Pods and children the cache shows, the desired children the
 builders produced and the expectation state, and returns a `Plan`: an ordered list of actions, the
 suspend phase (which drives status), and an optional error that stops the pass. Nothing here does I/O;
-the reconciler applies the plan in one batch, stopping at the first failed action. Randomness (multi-host
+the `Applier` performs the plan in one batch, stopping at the first failed action. Randomness (multi-host
 replica names) comes from the injected `rand5`.
 """
 

@@ -60,7 +60,7 @@ def finalizer_patch(meta: Mapping[str, Any], *, add: bool) -> list[JSON]:
 
 
 class RedisCleanup:
-    """The I/O half of the Redis cleanup finalizer; the decisions are `planning_deletion`'s."""
+    """The I/O half of the Redis cleanup finalizer; the decisions are `raycluster.deletion`'s."""
 
     def __init__(
         self,
