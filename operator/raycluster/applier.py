@@ -3,7 +3,8 @@
 `Pass` carries what one reconcile pass is about (namespace, name, uid, the raw object and the parsed
 cluster, the cache views, the clock reading), so no method threads `ns, name, uid` around. `Applier.apply`
 performs a list of actions the pure functions returned, in order: child and Pod creates, Pod deletes,
-`workersToDelete` patches (`raycluster.plan`), status writes and Events (`WriteStatus`, `RecordEvent`).
+`workersToDelete` patches (`raycluster.plan`), patches of the cluster itself such as its finalizers
+(`PatchCluster`, used by the deletion path), status writes and Events (`WriteStatus`, `RecordEvent`).
 Consecutive Pod writes go out in parallel (the client's token bucket still bounds the rate); the first
 failure stops everything not yet started, and is reported in the returned `Applied`.
 """
@@ -46,7 +47,16 @@ class RecordEvent:
     message: str
 
 
-Action = Create | Delete | ClearWorkersToDelete | WriteStatus | RecordEvent
+@dataclass(frozen=True)
+class PatchCluster:
+    """JSON-patch the RayCluster (guarded by `test` ops). If it changed or is gone meanwhile (409, 422, 404)
+    the remaining actions are skipped and the pass fails without a marker: the next pass decides."""
+
+    ops: tuple[JSON, ...]
+    what: str  # for the debug log, e.g. "remove finalizer ..."
+
+
+Action = Create | Delete | ClearWorkersToDelete | PatchCluster | WriteStatus | RecordEvent
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class Applied:
 
     created: dict[str, list[str]] = field(default_factory=dict)
     deleted: dict[str, list[str]] = field(default_factory=dict)
+    created_children: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) really created
     failure: Outcome | None = None
 
 
@@ -180,6 +191,8 @@ class Applier:
                 self._create(ctx, action, applied)
             elif isinstance(action, Delete):
                 self._delete(ctx, action, applied)
+            elif isinstance(action, PatchCluster):
+                return self._patch_cluster(ctx, action, applied)
             else:
                 self._clear_workers_to_delete(ctx, action)
         except KubeError as exc:
@@ -202,6 +215,10 @@ class Applier:
             if not action.tolerate_exists or action.group is not None:
                 raise
             created = obj
+        else:
+            if action.group is None:
+                with self._lock:
+                    applied.created_children.append((resource.kind, name_of(created)))
         if action.group is not None:
             pod_name = name_of(created)
             self._expectations.expect((ctx.namespace, ctx.name, action.group), pod_name, Expect.CREATE)
@@ -215,11 +232,26 @@ class Applier:
     def _delete(self, ctx: Pass, action: Delete, applied: Applied) -> None:
         with contextlib.suppress(NotFound):
             self._paid.delete(PODS.path(ctx.namespace, action.name))
+        if not action.expect:
+            return
         group = action.group if action.group is not None else ""
         group = "" if group == c.HEAD_GROUP else group
         self._expectations.expect((ctx.namespace, ctx.name, group), action.name, Expect.DELETE)
         with self._lock:
             applied.deleted.setdefault(group, []).append(action.name)
+
+    def _patch_cluster(self, ctx: Pass, action: PatchCluster, applied: Applied) -> bool:
+        try:
+            updated = self._paid.patch(RAYCLUSTERS.path_of(ctx.obj), list(action.ops), patch_type="json")
+        except (Conflict, Invalid, NotFound) as exc:  # changed or gone meanwhile: the next pass decides
+            log.debug("raycluster %s: %s not done: %s", ctx.key, action.what, exc.message)
+            with self._lock:
+                if applied.failure is None:
+                    applied.failure = Outcome(f"{action.what}: {exc.message}", None)
+            return False
+        ctx.views.clusters.observe(updated)
+        log.debug("raycluster %s: %s", ctx.key, action.what)
+        return True
 
     def _clear_workers_to_delete(self, ctx: Pass, action: ClearWorkersToDelete) -> None:
         path = f"/spec/workerGroupSpecs/{action.index}/scaleStrategy/workersToDelete"

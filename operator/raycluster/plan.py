@@ -61,6 +61,7 @@ class Delete:
     name: str
     group: str | None = None
     marker: str | None = None
+    expect: bool = True  # remember it in the scale expectations (False on the deletion path)
 
 
 @dataclass(frozen=True)

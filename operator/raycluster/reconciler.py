@@ -105,9 +105,6 @@ class RayClusterReconciler:
         self._monotonic = monotonic
         self._token = token
         self._validate = validate or _default_validate(settings)
-        self._redis = redis_cleanup or RedisCleanup(
-            client, settings=settings, clusters=clusters, recorder=recorder
-        )
         self.expectations = ScaleExpectations(lambda ns, name: pods.get(ns, name) is not None)
         self._last_status_write: dict[str, float] = {}
         self.status_writer = StatusWriter(
@@ -123,6 +120,7 @@ class RayClusterReconciler:
             recorder=recorder,
             write_parallelism=settings.write_parallelism,
         )
+        self._redis = redis_cleanup or RedisCleanup(client, settings=settings, applier=self.applier)
         # Observable progress (tests and diagnostics wait on these instead of sleeping): completed passes,
         # and per key the resourceVersion (as a number) of the RayCluster its last completed pass read.
         self.passes = 0
@@ -177,7 +175,7 @@ class RayClusterReconciler:
         ctx = Pass(obj=obj, views=self.views, now=self._now(), monotonic=self._monotonic())
         if is_deleting(obj):
             if has_finalizer(obj):  # GCS-FT Redis cleanup (raycluster.deletion); no other cluster pays for it
-                return self._redis.on_deletion(obj, ctx.pods())
+                return self._redis.on_deletion(ctx)
             return None
         try:
             cluster = RayCluster.model_validate(obj)
@@ -188,7 +186,7 @@ class RayClusterReconciler:
             self._report_invalid(ctx, problem or "invalid spec")
             return None
         if needs_finalizer(obj, cleanup_enabled=self._settings.enable_gcs_ft_redis_cleanup):
-            return self._redis.ensure_finalizer(obj)
+            return self._redis.ensure_finalizer(ctx)
         return self._reconcile_valid(replace(ctx, cluster=cluster), cluster)
 
     def _reconcile_valid(self, ctx: Pass, cluster: RayCluster) -> float | None:
