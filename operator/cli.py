@@ -28,7 +28,7 @@ from ray_operator.settings import OperatorSettings, SettingsError, load_settings
 from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound, resource_path
 
 if TYPE_CHECKING:
-    from ray_operator.reconcilers.assembly import RayClusterOperator
+    from ray_operator.raycluster.assembly import RayClusterOperator
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("ray_operator")
@@ -130,7 +130,7 @@ def serve_endpoints(
 
 def run_operator(settings: OperatorSettings, stop: threading.Event) -> int:
     """Run the operator (and its metrics/probe endpoints) until `stop` is set; returns the exit code."""
-    from ray_operator.reconcilers.assembly import build_operator
+    from ray_operator.raycluster.assembly import build_operator
 
     client = _client(settings.kubeconfig, settings.context, qps=settings.kube_qps, burst=settings.kube_burst)
     if settings.install_crds:

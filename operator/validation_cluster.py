@@ -11,12 +11,12 @@ from typing import Any
 
 from ray_operator import constants as c
 from ray_operator.builders.facts import parse_version
-from ray_operator.builders.quantity import QuantityError, parse_quantity
 from ray_operator.builders.raystart import GroupStart, RayStartConflict, check_conflicts
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.features import RAY_JOB_DELETION_POLICY
 from ray_operator.models import RayCluster, RayClusterSpec, WorkerGroupSpec
 from ray_operator.schedulers import UnknownScheduler, scheduler_for
+from rayside.quantity import QuantityError, parse_quantity
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")

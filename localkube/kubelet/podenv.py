@@ -12,29 +12,19 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+
+from rayside.quantity import QuantityError, parse_quantity
 
 JSON = dict[str, Any]
 Lookup = Callable[[str, str, str], JSON | None]  # (kind "Secret"|"ConfigMap", namespace, name) -> object
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
-_SUFFIX = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-}  # fmt: skip
 
 
 class EnvError(ValueError):
     """A container's environment cannot be built (the kubelet reports CreateContainerConfigError)."""
-
-
-def parse_quantity(value: Any) -> float:
-    """A Kubernetes quantity ("500m", "1Gi", "2") as a number."""
-    text = str(value).strip()
-    for suffix in sorted(_SUFFIX, key=len, reverse=True):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * _SUFFIX[suffix]
-    return float(text)
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -102,14 +92,21 @@ def resource_value(container: JSON, ref: JSON, node: NodeResources) -> str:
     resource = str(ref.get("resource", ""))
     kind, _, name = resource.partition(".")
     section = (container.get("resources") or {}).get(kind) or {}
-    divisor = parse_quantity(ref.get("divisor") or "1")
+    try:
+        divisor = parse_quantity(ref.get("divisor") or "1")
+        amount = parse_quantity(section[name]) if name in section else None
+    except QuantityError as exc:
+        raise EnvError(f"resourceFieldRef {resource!r}: {exc}") from None
     if name == "cpu":
         default = node.cpus if kind == "limits" else 0
     elif name in ("memory", "ephemeral-storage"):
         default = node.memory_bytes if kind == "limits" else 0
     else:
         raise EnvError(f"resourceFieldRef.resource: {resource!r} is not supported")
-    amount = parse_quantity(section[name]) if name in section else default
+    if amount is None:
+        amount = Decimal(default)
+    if divisor <= 0:
+        raise EnvError(f"resourceFieldRef {resource!r}: divisor {ref.get('divisor')!r} must be positive")
     return str(math.ceil(amount / divisor))
 
 

@@ -13,9 +13,9 @@ RayCluster children (`cluster: RayCluster`, a parsed model; `settings: BuildSett
       (`ray.io/worker-group-replica-index`; with numOfHosts>1 also `-replica-name` =
       names.replica_name(group, rand5) and `ray.io/replica-host-index`) are set from the given values when
       gate RayMultiHostIndexing is on.
-  Both raise RayStartConflict (KubeRay's message) when group resources/labels clash with rayStartParams,
-  and schedulers.UnknownScheduler for a bad `ray.io/scheduler-name` label; validation.validate_raycluster
-  reports both first, so a validated cluster never raises.
+  Both raise RayStartConflict (KubeRay's message) when group resources/labels clash with rayStartParams;
+  validation.validate_raycluster reports it first, so a validated cluster never raises. Neither adds
+  batch-scheduler metadata: callers stamp through `ray_operator.schedulers.stamp`.
   head_service(cluster, *, settings) -> dict          `<cluster>-head-svc`, headless by default
   headless_worker_service(cluster, *, settings) -> dict  `<cluster>-headless` (if needs_headless_service)
   serve_service(cluster, *, settings) -> dict         `<cluster>-serve-svc` iff wants_serve_service(cluster)
@@ -25,6 +25,7 @@ RayCluster children (`cluster: RayCluster`, a parsed model; `settings: BuildSett
   auth_secret(cluster, token: bytes) -> dict          create iff needs_auth_secret(cluster); token =
                                                       secrets.token_bytes(TOKEN_BYTES)
   autoscaler_rbac(cluster, *, settings) -> list[dict] [ServiceAccount, Role, RoleBinding] iff autoscaling
+                                                      (no ServiceAccount when the head template names one)
   ray_start_command(cluster, group=None, *, settings) -> str   the exact `ray start` line (head if group None)
   cluster_facts(cluster, settings) -> ClusterFacts    head FQDN/port, auth, autoscaling... (derived once)
 RayJob children (ray_operator.builders.rayjob; `job: RayJob`):
@@ -39,11 +40,10 @@ RayService children (ray_operator.builders.rayservice; `service: RayService`):
   rayservice_cluster(service, *, name, settings, pending_incremental=False) -> dict  (+ spec-hash annotation)
   rayservice_head_service(service, cluster, *, settings) / rayservice_serve_service(service, *, cluster_name,
   name=None) / gateway(service) / http_route(service, [(cluster_name, weight), ...]); spec_hash(spec) -> str
-Batch schedulers (ray_operator.schedulers): head_pod/worker_pod already stamp Pods; objects to create:
-  volcano.cluster_pod_group(cluster) / volcano.job_pod_group(job, submitter=...) /
-  volcano.job_pod_group_on_completion(job, live_cluster); scheduler_plugins.pod_group(cluster);
-  add_child_metadata(parent_meta, child, group=..., scheduler=...) for RayJob submitter templates.
-Resources: resources.cluster_resources(spec, mode) / gpu_total / format_totals (status desired*).
+Batch schedulers live in ray_operator.schedulers (one `BatchScheduler` protocol, a registry by name); they
+  import these builders' pure helpers, never the other way round.
+Resources: ray_operator.builders.resources is the one place for template resources, replica counts
+  (KubeRay's clamp), numOfHosts, GPU/TPU accounting (status desired*, PodGroups, ray start).
 Names: ray_operator.builders.names (KubeRay naming, CheckName, RAND_ALPHABET for suffixes).
 """
 
@@ -94,15 +94,15 @@ from ray_operator.models import RayCluster, WorkerGroupSpec
 
 
 def autoscaler_rbac(cluster: RayCluster, *, settings: BuildSettings) -> list[dict[str, Any]]:
-    """[ServiceAccount, Role, RoleBinding] for the autoscaler, or [] without in-tree autoscaling."""
+    """[ServiceAccount, Role, RoleBinding] for the autoscaler, or [] without in-tree autoscaling. When the
+    head Pod template names a serviceAccountName the user owns that account: only Role + RoleBinding."""
     facts = cluster_facts(cluster, settings)
     if not facts.autoscaling:
         return []
-    return [
-        autoscaler_service_account(cluster, facts=facts),
-        autoscaler_role(cluster, facts=facts),
-        autoscaler_role_binding(cluster, facts=facts),
-    ]
+    objects = [autoscaler_role(cluster, facts=facts), autoscaler_role_binding(cluster, facts=facts)]
+    if not (cluster.spec.head_group_spec.template.get("spec") or {}).get("serviceAccountName"):
+        objects.insert(0, autoscaler_service_account(cluster, facts=facts))
+    return objects
 
 
 def ray_start_command(

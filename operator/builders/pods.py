@@ -14,12 +14,12 @@ from ray_operator.builders.facts import ClusterFacts, cluster_facts
 from ray_operator.builders.hashing import spec_hash
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.raystart import GroupStart, ray_start_params, render_ray_start, ulimit_prefix
+from ray_operator.builders.resources import is_multi_host
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.features import RAY_MULTI_HOST_INDEXING
 from ray_operator.models import RayCluster, WorkerGroupSpec
-from ray_operator.schedulers import apply_pod_scheduling
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 _PROTECTED_LABELS = (c.LABEL_NODE_TYPE, c.LABEL_GROUP, c.LABEL_CLUSTER)
 
 
@@ -212,7 +212,9 @@ def _head_annotations(
 def head_pod(cluster: RayCluster, *, settings: BuildSettings, name: str | None = None) -> JSON:
     """The head Pod. name=None ⇒ `generateName: <cluster>-head-` (the API server adds the suffix).
 
-    Raises RayStartConflict when top-level resources/labels clash with rayStartParams.
+    Batch-scheduler metadata is not added here: the reconciler stamps the Pod through
+    `schedulers.stamp` (as KubeRay adds it when creating the Pod). Raises RayStartConflict when top-level
+    resources/labels clash with rayStartParams.
     """
     facts = cluster_facts(cluster, settings)
     head = cluster.spec.head_group_spec
@@ -246,7 +248,7 @@ def head_pod(cluster: RayCluster, *, settings: BuildSettings, name: str | None =
     )
     meta["annotations"] = _head_annotations(cluster, facts, meta, settings)
     pod = _pod(meta, spec, facts=facts, name=name, prefix=names.head_pod_prefix(facts.name), cluster=cluster)
-    return apply_pod_scheduling(cluster, pod, group=c.HEAD_GROUP, settings=settings)
+    return pod
 
 
 def multi_host_labels(
@@ -263,7 +265,7 @@ def multi_host_labels(
     labels: dict[str, str] = {}
     if replica_index is not None:
         labels[c.LABEL_REPLICA_INDEX] = str(replica_index)
-    if (group.num_of_hosts or 1) > 1:
+    if is_multi_host(group):
         if replica_name is not None:
             labels[c.LABEL_REPLICA_NAME] = replica_name
         if host_index is not None:
@@ -283,8 +285,9 @@ def worker_pod(
 ) -> JSON:
     """A worker Pod of `group`. name=None ⇒ `generateName: <cluster>-<group>-worker-`.
 
-    Multi-host labels are set from the given indexes when the RayMultiHostIndexing gate is on.
-    Raises RayStartConflict when top-level resources/labels clash with rayStartParams.
+    Multi-host labels are set from the given indexes when the RayMultiHostIndexing gate is on. No
+    batch-scheduler metadata (see `head_pod`). Raises RayStartConflict when top-level resources/labels
+    clash with rayStartParams.
     """
     facts = cluster_facts(cluster, settings)
     meta, spec, container = _prepare(group.template)
@@ -326,4 +329,4 @@ def worker_pod(
     meta["annotations"] = _annotations(cluster, meta, settings)
     prefix = names.worker_pod_prefix(facts.name, group.group_name)
     pod = _pod(meta, spec, facts=facts, name=name, prefix=prefix, cluster=cluster)
-    return apply_pod_scheduling(cluster, pod, group=group.group_name, settings=settings)
+    return pod

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 from decimal import Decimal
-from typing import Any
 
 import yaml
 
@@ -25,9 +24,8 @@ from ray_operator.builders.resources import template_resources
 from ray_operator.builders.services import head_service_labels, head_service_ports
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster, RayClusterSpec, RayJob
-from ray_operator.schedulers import add_child_metadata, scheduler_for, yunikorn
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 DEFAULT_SUBMITTER_RESOURCES: JSON = {
     "limits": {"cpu": "1", "memory": "1Gi"},
     "requests": {"cpu": "500m", "memory": "200Mi"},
@@ -189,7 +187,10 @@ def _configure_submitter(
 def submitter_job(
     job: RayJob, *, cluster: RayCluster, job_id: str, dashboard_url: str, settings: BuildSettings
 ) -> JSON:
-    """The K8sJobMode batch/v1 Job `<rayjob>` running the submitter against `http://<dashboardURL>`."""
+    """The K8sJobMode batch/v1 Job `<rayjob>` running the submitter against `http://<dashboardURL>`.
+
+    Its pod template carries no batch-scheduler metadata: the RayJob controller stamps it through
+    `schedulers.stamp(job, template, group=SUBMITTER_GROUP, ...)`."""
     user_template = job.spec.submitter_pod_template
     lightweight: list[str] | None = None
     if user_template is not None:
@@ -209,19 +210,6 @@ def submitter_job(
     ctr.append_env(containers[0], env[3:])
     meta = template.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **_job_labels(job)}
-    scheduler = scheduler_for(job.metadata, settings)
-    task_groups = None
-    if (
-        scheduler == "yunikorn"
-        and yunikorn.gang_enabled(job.metadata)
-        and job.spec.ray_cluster_spec is not None
-    ):
-        task_groups = yunikorn.task_groups_json(
-            job.spec.ray_cluster_spec, submitter=submitter_resources(job, settings)
-        )
-    template = add_child_metadata(
-        job.metadata, template, group=c.SUBMITTER_GROUP, scheduler=scheduler, task_groups=task_groups
-    )
     backoff = job.spec.submitter_config.backoff_limit if job.spec.submitter_config else None
     return {
         "apiVersion": "batch/v1",
@@ -261,7 +249,10 @@ def sidecar_submitter_container(
 
 
 def rayjob_cluster(job: RayJob, *, name: str, job_id: str, settings: BuildSettings) -> JSON:
-    """The RayCluster `<name>` (= status.rayClusterName) a RayJob owns; raises ValueError without a spec."""
+    """The RayCluster `<name>` (= status.rayClusterName) a RayJob owns; raises ValueError without a spec.
+
+    In K8sJobMode with a batch scheduler the RayJob controller stamps it through
+    `schedulers.stamp(job, cluster, group="", ...)` (labels/annotations only)."""
     if job.spec.ray_cluster_spec is None:
         raise ValueError("spec.rayClusterSpec is required to create a RayCluster for a RayJob")
     mode = _mode(job)
@@ -288,22 +279,7 @@ def rayjob_cluster(job: RayJob, *, name: str, job_id: str, settings: BuildSettin
             sidecar_submitter_container(job, cluster=cluster, job_id=job_id, settings=settings)
         )
         head_spec["restartPolicy"] = "Never"
-    return _cluster_scheduling(job, obj, settings)
-
-
-def _cluster_scheduling(job: RayJob, obj: JSON, settings: BuildSettings) -> JSON:
-    """K8sJobMode + batch scheduler: AddMetadataToChildResource(rayjob, cluster, "")."""
-    scheduler = scheduler_for(job.metadata, settings)
-    if scheduler is None or _mode(job) != "K8sJobMode" or job.spec.ray_cluster_spec is None:
-        return obj
-    task_groups = None
-    if scheduler == "yunikorn" and yunikorn.gang_enabled(job.metadata):
-        task_groups = yunikorn.task_groups_json(
-            job.spec.ray_cluster_spec, submitter=submitter_resources(job, settings)
-        )
-    return add_child_metadata(
-        job.metadata, obj, group="", scheduler=scheduler, task_groups=task_groups, pod=False
-    )
+    return obj
 
 
 def rayjob_head_service(job: RayJob, cluster: RayCluster, *, settings: BuildSettings) -> JSON:

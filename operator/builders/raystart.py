@@ -8,27 +8,21 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ray_operator.builders.quantity import ceil_int, format_number, parse_quantity
+from ray_operator.builders.resources import is_gpu_key
 from ray_operator.constants import DEFAULT_DASHBOARD_AGENT_PORT, DEFAULT_GCS_PORT, DEFAULT_METRICS_PORT
+from rayside.quantity import ceil_int, format_number, parse_quantity
 
 RESOURCE_PARAMS = ("num-cpus", "num-gpus", "memory", "resources")
 _KEEP_BOOL_VALUE = frozenset({"log-color", "include-dashboard", "include-log-monitor"})
-_MIG = re.compile(r"^nvidia\.com/mig-\d+g\.\d+gb$")
 _ACCELERATORS = (("google.com/tpu", "TPU"), ("aws.amazon.com/neuroncore", "neuron_cores"))
 
 
 class RayStartConflict(ValueError):
     """rayStartParams and the group's top-level `resources`/`labels` conflict (KubeRay rejects the spec)."""
-
-
-def is_gpu_key(key: str) -> bool:
-    """KubeRay's GPU-like resource names: ending in `gpu`, or a MIG profile."""
-    return key.lower().endswith("gpu") or bool(_MIG.match(key))
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from ray_operator import constants as c
 from ray_operator.builders import names
 from ray_operator.builders.facts import cluster_facts
 from ray_operator.builders.meta import owner_reference
+from ray_operator.builders.resources import is_multi_host
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster
-
-JSON = dict[str, Any]
+from rayside.objects import JSON, annotations_of, labels_of
 
 
 def head_service_ports(head_template: Mapping[str, Any]) -> list[JSON]:
@@ -34,7 +34,7 @@ def head_service_ports(head_template: Mapping[str, Any]) -> list[JSON]:
 
 def head_service_labels(cluster: RayCluster, cr_name: str) -> dict[str, str]:
     """Labels (= selector) of the head Service."""
-    template_labels = (cluster.spec.head_group_spec.template.get("metadata") or {}).get("labels") or {}
+    template_labels = labels_of(cluster.spec.head_group_spec.template)
     return {
         c.LABEL_CLUSTER: cr_name,
         c.LABEL_NODE_TYPE: c.NODE_TYPE_HEAD,
@@ -50,7 +50,6 @@ def head_service(cluster: RayCluster, *, settings: BuildSettings) -> JSON:
     head = cluster.spec.head_group_spec
     labels = head_service_labels(cluster, facts.name)
     user = copy.deepcopy(head.head_service or {})
-    user_meta = user.get("metadata") or {}
     spec: JSON = dict(user.get("spec") or {})
     spec["selector"] = dict(labels)
     existing = {p.get("name") for p in spec.get("ports") or []}
@@ -63,11 +62,11 @@ def head_service(cluster: RayCluster, *, settings: BuildSettings) -> JSON:
     if not user and service_type == "ClusterIP" and not settings.enable_head_cluster_ip_service:
         spec["clusterIP"] = "None"
         spec["publishNotReadyAddresses"] = True
-    annotations = {**(user_meta.get("annotations") or {}), **(cluster.spec.head_service_annotations or {})}
+    annotations = {**annotations_of(user), **(cluster.spec.head_service_annotations or {})}
     metadata: JSON = {
         "name": facts.head_service,
         "namespace": facts.namespace,
-        "labels": {**(user_meta.get("labels") or {}), **labels},
+        "labels": {**labels_of(user), **labels},
         "ownerReferences": [owner_reference(cluster.metadata, kind=c.KIND_RAYCLUSTER)],
     }
     if annotations:
@@ -77,7 +76,7 @@ def head_service(cluster: RayCluster, *, settings: BuildSettings) -> JSON:
 
 def needs_headless_service(cluster: RayCluster) -> bool:
     """Whether some worker group has numOfHosts > 1."""
-    return any((g.num_of_hosts or 1) > 1 for g in cluster.spec.worker_group_specs or [])
+    return any(is_multi_host(g) for g in cluster.spec.worker_group_specs or [])
 
 
 def headless_worker_service(cluster: RayCluster, *, settings: BuildSettings) -> JSON:

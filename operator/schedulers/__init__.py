@@ -1,28 +1,40 @@
-"""Batch-scheduler integrations (operator-spec §5) as pure functions.
+"""Batch-scheduler integrations (operator-spec §5): the registry and the selection rule.
 
-Selection: the operator-wide `--batch-scheduler` (BuildSettings.batch_scheduler), overridden per CR — beyond
-KubeRay — by the label `ray.io/scheduler-name` on the RayCluster/RayJob (`volcano`, `yunikorn`,
-`kai-scheduler`, `scheduler-plugins`, or `none`/`default` to opt out). `apply_pod_scheduling` stamps the
-child metadata (`AddMetadataToChildResource`) on a Pod or pod template; the object builders
-(`volcano.cluster_pod_group`, `volcano.job_pod_group`, `scheduler_plugins.pod_group`) return the PodGroups
-the runtime must create. Kueue needs nothing here: its `kueue.x-k8s.io/queue-name` label is read from the
-RayJob/RayCluster itself (RayJob labels are copied to its RayCluster), and it is deliberately not copied
-onto Pods (that would hand them to Kueue's pod integration).
+Every scheduler implements the one `BatchScheduler` protocol (`schedulers/interface.py`): Volcano,
+YuniKorn, KAI, scheduler-plugins and Kueue, registered by name in `REGISTRY`. Selection: the operator-wide
+`--batch-scheduler` (BuildSettings.batch_scheduler), overridden per CR — beyond KubeRay — by the label
+`ray.io/scheduler-name` on the RayCluster/RayJob (`volcano`, `yunikorn`, `kai-scheduler`,
+`scheduler-plugins`, or `none`/`default` to opt out). Kueue is registered but never selected this way: its
+`kueue.x-k8s.io/queue-name` label is read from the RayJob/RayCluster itself.
+
+Dependencies point one way: schedulers use the builders' pure helpers (resources, owner references, the
+RayJob submitter's resources); builders never import schedulers. The reconcilers stamp Pods through
+`add_metadata_to_child` and create what `objects_on_submission` returns.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 from ray_operator.builders.settings import BATCH_SCHEDULERS, BuildSettings
 from ray_operator.constants import LABEL_SCHEDULER_NAME
-from ray_operator.models import RayCluster
-from ray_operator.schedulers import kai, scheduler_plugins, volcano, yunikorn
+from ray_operator.schedulers.interface import BatchScheduler, Owner, SchedulerFactory
+from ray_operator.schedulers.kai import Kai
+from ray_operator.schedulers.kueue import Kueue
+from ray_operator.schedulers.scheduler_plugins import SchedulerPlugins
+from ray_operator.schedulers.volcano import Volcano
+from ray_operator.schedulers.yunikorn import YuniKorn
+from rayside.objects import JSON, labels_of
 
-JSON = dict[str, Any]
 OPT_OUT = ("none", "default")
+REGISTRY: dict[str, SchedulerFactory] = {
+    "volcano": Volcano,
+    "yunikorn": YuniKorn,
+    "kai-scheduler": Kai,
+    "scheduler-plugins": SchedulerPlugins,
+    "kueue": Kueue,
+}
 
 
 class UnknownScheduler(ValueError):
@@ -30,8 +42,8 @@ class UnknownScheduler(ValueError):
 
 
 def scheduler_for(meta: Mapping[str, Any], settings: BuildSettings) -> str | None:
-    """The batch scheduler of a CR: its `ray.io/scheduler-name` label, else the operator-wide setting."""
-    label = (meta.get("labels") or {}).get(LABEL_SCHEDULER_NAME)
+    """The batch scheduler name of a CR: its `ray.io/scheduler-name` label, else the operator-wide setting."""
+    label = labels_of({"metadata": meta}).get(LABEL_SCHEDULER_NAME)
     if label is None:
         return settings.batch_scheduler
     if label in OPT_OUT:
@@ -42,39 +54,34 @@ def scheduler_for(meta: Mapping[str, Any], settings: BuildSettings) -> str | Non
     return str(label)
 
 
-def add_child_metadata(
-    parent_meta: Mapping[str, Any],
-    child: Mapping[str, Any],
-    *,
-    group: str,
-    scheduler: str | None,
-    task_groups: str | None = None,
-    pod: bool = True,
-) -> JSON:
-    """A copy of child with the scheduler's labels/annotations, and `spec.schedulerName` when pod=True
-    (a Pod or pod template; pod=False for the RayCluster built for a RayJob)."""
-    out = copy.deepcopy(dict(child))
-    if scheduler == "volcano":
-        volcano.add_child_metadata(parent_meta, out, group=group)
-    elif scheduler == "yunikorn":
-        yunikorn.add_child_metadata(parent_meta, out, group=group, task_groups=task_groups)
-    elif scheduler == "kai-scheduler":
-        kai.add_child_metadata(parent_meta, out)
-    elif scheduler == "scheduler-plugins":
-        scheduler_plugins.add_child_metadata(parent_meta, out)
-    if not pod and isinstance(out.get("spec"), dict):
-        out["spec"].pop("schedulerName", None)
-    return out
+def scheduler_named(name: str, settings: BuildSettings) -> BatchScheduler:
+    """The registered scheduler `name` (KeyError names the registered ones)."""
+    try:
+        factory = REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no batch scheduler {name!r}; registered: {', '.join(REGISTRY)}") from None
+    return factory(settings)
 
 
-def apply_pod_scheduling(
-    cluster: RayCluster, pod: Mapping[str, Any], *, group: str, settings: BuildSettings
-) -> JSON:
-    """Child metadata of a RayCluster Pod (no-op without a scheduler). Unknown label ⇒ UnknownScheduler."""
-    scheduler = scheduler_for(cluster.metadata, settings)
-    task_groups = None
-    if scheduler == "yunikorn" and yunikorn.gang_enabled(cluster.metadata):
-        task_groups = yunikorn.task_groups_json(cluster.spec)
-    return add_child_metadata(
-        cluster.metadata, pod, group=group, scheduler=scheduler, task_groups=task_groups
-    )
+def scheduler_of(owner: Owner, settings: BuildSettings) -> BatchScheduler | None:
+    """The scheduler of a RayCluster/RayJob, or None. An unknown label ⇒ UnknownScheduler."""
+    name = scheduler_for(owner.metadata, settings)
+    return None if name is None else scheduler_named(name, settings)
+
+
+def stamp(owner: Owner, child: JSON, *, group: str, settings: BuildSettings) -> JSON:
+    """`child` with its owner's scheduler metadata (unchanged without a scheduler)."""
+    scheduler = scheduler_of(owner, settings)
+    return child if scheduler is None else scheduler.add_metadata_to_child(owner, child, group)
+
+
+__all__ = [
+    "OPT_OUT",
+    "REGISTRY",
+    "BatchScheduler",
+    "UnknownScheduler",
+    "scheduler_for",
+    "scheduler_named",
+    "scheduler_of",
+    "stamp",
+]

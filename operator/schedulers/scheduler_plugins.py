@@ -1,14 +1,21 @@
-"""scheduler-plugins coscheduling: PodGroup `<cluster>` and the pod-group label (operator-spec §5.4)."""
+"""scheduler-plugins coscheduling: PodGroup `<cluster>` and the pod-group label (operator-spec §5.4).
+
+`SchedulerPlugins` is the `BatchScheduler` (schedulers/interface.py); the module functions are its pure parts.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.resources import cluster_resources, format_totals, group_pod_count
+from ray_operator.builders.settings import BuildSettings
 from ray_operator.constants import KIND_RAYCLUSTER, LABEL_GANG_SCHEDULING
 from ray_operator.models import RayCluster
+from ray_operator.schedulers.interface import Owner, strip_scheduler_name
+from rayside.objects import JSON
 
 SCHEDULER_NAME = "scheduler-plugins-scheduler"
 POD_GROUP_LABEL = "scheduling.x-k8s.io/pod-group"
@@ -42,3 +49,24 @@ def pod_group(cluster: RayCluster) -> dict[str, Any] | None:
         },
         "spec": {"minMember": workers + 1, "minResources": format_totals(cluster_resources(cluster.spec))},
     }
+
+
+class SchedulerPlugins:
+    """scheduler-plugins behind the `BatchScheduler` protocol: a PodGroup per gang-scheduled RayCluster."""
+
+    name = "scheduler-plugins"
+
+    def __init__(self, settings: BuildSettings) -> None:
+        del settings
+
+    def add_metadata_to_child(self, owner: Owner, child: JSON, group: str) -> JSON:
+        out = copy.deepcopy(child)
+        add_child_metadata(owner.metadata, out)
+        return strip_scheduler_name(out)
+
+    def objects_on_submission(self, owner: Owner) -> list[JSON]:
+        group = pod_group(owner) if isinstance(owner, RayCluster) else None
+        return [] if group is None else [group]
+
+    def objects_on_completion(self, owner: Owner, live_cluster: RayCluster | None) -> list[JSON]:
+        return []

@@ -1,13 +1,19 @@
-"""Volcano: PodGroup `ray-<name>-pg` and the Pods' group/task annotations (operator-spec §5.1)."""
+"""Volcano: PodGroup `ray-<name>-pg` and the Pods' group/task annotations (operator-spec §5.1).
+
+`Volcano` is the `BatchScheduler` (schedulers/interface.py); the module functions are its pure parts.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from ray_operator.builders.meta import owner_reference
+from ray_operator.builders.rayjob import submitter_resources
 from ray_operator.builders.resources import add_totals, cluster_resources, format_totals, group_pod_count
+from ray_operator.builders.settings import BuildSettings
 from ray_operator.constants import (
     KIND_RAYCLUSTER,
     KIND_RAYJOB,
@@ -16,8 +22,9 @@ from ray_operator.constants import (
     LABEL_PRIORITY_CLASS,
 )
 from ray_operator.models import RayCluster, RayClusterSpec, RayJob
+from ray_operator.schedulers.interface import Owner, strip_scheduler_name
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 SCHEDULER_NAME = "volcano"
 API_VERSION = "scheduling.volcano.sh/v1beta1"
 QUEUE_LABEL = "volcano.sh/queue-name"
@@ -122,3 +129,28 @@ def job_pod_group_on_completion(job: RayJob, live_cluster: RayCluster | None) ->
     spec = live_cluster.spec if live_cluster is not None else None
     min_member, resources = min_member_and_resources(spec)
     return _pod_group(job.metadata, KIND_RAYJOB, min_member, resources)
+
+
+class Volcano:
+    """Volcano behind the `BatchScheduler` protocol: one PodGroup per RayCluster (or per RayJob)."""
+
+    name = SCHEDULER_NAME
+
+    def __init__(self, settings: BuildSettings) -> None:
+        self._settings = settings
+
+    def add_metadata_to_child(self, owner: Owner, child: JSON, group: str) -> JSON:
+        out = copy.deepcopy(child)
+        add_child_metadata(owner.metadata, out, group=group)
+        return strip_scheduler_name(out)
+
+    def objects_on_submission(self, owner: Owner) -> list[JSON]:
+        """The RayCluster's PodGroup (none for a RayJob's cluster), or the RayJob's (submitter counted)."""
+        if isinstance(owner, RayJob):
+            return [job_pod_group(owner, submitter=submitter_resources(owner, self._settings))]
+        group = cluster_pod_group(owner)
+        return [] if group is None else [group]
+
+    def objects_on_completion(self, owner: Owner, live_cluster: RayCluster | None) -> list[JSON]:
+        """A finished RayJob's PodGroup recomputed from its live cluster; nothing for a RayCluster."""
+        return [job_pod_group_on_completion(owner, live_cluster)] if isinstance(owner, RayJob) else []

@@ -1,17 +1,24 @@
-"""Apache YuniKorn: app/queue labels and gang task groups (operator-spec §5.2). No objects are created."""
+"""Apache YuniKorn: app/queue labels and gang task groups (operator-spec §5.2). No objects are created.
+
+`YuniKorn` is the `BatchScheduler` (schedulers/interface.py); the module functions are its pure parts.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from ray_operator.builders.rayjob import submitter_resources
 from ray_operator.builders.resources import format_totals, hosts, template_resources
+from ray_operator.builders.settings import BuildSettings
 from ray_operator.constants import HEAD_GROUP, LABEL_GANG_SCHEDULING, SUBMITTER_GROUP
-from ray_operator.models import RayClusterSpec
+from ray_operator.models import RayCluster, RayClusterSpec
+from ray_operator.schedulers.interface import Owner, strip_scheduler_name
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 SCHEDULER_NAME = "yunikorn"
 APP_ID_LABEL = "yunikorn.apache.org/app-id"
 QUEUE_LABEL = "yunikorn.apache.org/queue"
@@ -76,3 +83,33 @@ def add_child_metadata(
         annotations[TASK_GROUPS_ANNOTATION] = value
     if group:
         annotations[TASK_GROUP_NAME_ANNOTATION] = group
+
+
+class YuniKorn:
+    """YuniKorn behind the `BatchScheduler` protocol: metadata only (gang task groups as annotations)."""
+
+    name = SCHEDULER_NAME
+
+    def __init__(self, settings: BuildSettings) -> None:
+        self._settings = settings
+
+    def _task_groups(self, owner: Owner) -> str | None:
+        if not gang_enabled(owner.metadata):
+            return None
+        if isinstance(owner, RayCluster):
+            return task_groups_json(owner.spec)
+        if owner.spec.ray_cluster_spec is None:
+            return None
+        submitter = submitter_resources(owner, self._settings)
+        return task_groups_json(owner.spec.ray_cluster_spec, submitter=submitter)
+
+    def add_metadata_to_child(self, owner: Owner, child: JSON, group: str) -> JSON:
+        out = copy.deepcopy(child)
+        add_child_metadata(owner.metadata, out, group=group, task_groups=self._task_groups(owner))
+        return strip_scheduler_name(out)
+
+    def objects_on_submission(self, owner: Owner) -> list[JSON]:
+        return []
+
+    def objects_on_completion(self, owner: Owner, live_cluster: RayCluster | None) -> list[JSON]:
+        return []

@@ -6,6 +6,7 @@ The operator runs in-process on a thread (`OperatorThread`), talking to localkub
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import time
@@ -19,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from localkube.cluster import LocalKube
 from localkube.testing import running
 from ray_operator.cli import _client, get_token_main, install_crds
-from ray_operator.reconcilers.assembly import RayClusterOperator, build_operator
+from ray_operator.raycluster.assembly import RayClusterOperator, build_operator
 from ray_operator.settings import load_settings
 from tests.support import kube
 
@@ -150,6 +151,18 @@ def api(core: client.CoreV1Api, crs: client.CustomObjectsApi) -> Api:
     return Api(core, crs)
 
 
+def settle(op: OperatorThread, api: Api, name: str = "rc") -> None:
+    """Wait until the operator has finished a pass that started after this call: poke the cluster (a label
+    change queues it) and wait until a completed pass read that version. Passes of one key never overlap,
+    so every pass that started earlier has finished too and its writes are visible."""
+    poked = retried(
+        lambda: api.patch({"metadata": {"labels": {"test/settle": str(time.monotonic_ns())}}}, name)
+    )
+    version = int(poked["metadata"]["resourceVersion"])
+    reconciler = op.operator.reconciler
+    wait_for(lambda: reconciler.last_seen.get(f"{NS}/{name}", -1) >= version, what="a pass after the poke")
+
+
 def indexes(pods: list[Any]) -> list[str]:
     return sorted(p.metadata.labels.get("ray.io/worker-group-replica-index", "") for p in pods)
 
@@ -182,8 +195,11 @@ def test_workers_to_delete_with_autoscaler_is_honoured_and_cleared(
     assert [c.name for c in head.spec.containers] == ["ray-head", "autoscaler"]
     names = sorted(p.metadata.name for p in api.workers())
     # replicas lowered without workersToDelete: the operator leaves scale-down to the autoscaler
-    api.patch({"spec": {"workerGroupSpecs": [group(replicas=1)]}})
-    time.sleep(2)
+    generation = api.patch({"spec": {"workerGroupSpecs": [group(replicas=1)]}})["metadata"]["generation"]
+    wait_for(
+        lambda: (api.get().get("status") or {}).get("observedGeneration") == generation,
+        what="the operator saw replicas=1",
+    )
     assert len(api.workers()) == 3
     doomed = names[:2]
     api.patch({"spec": {"workerGroupSpecs": [group(replicas=1, scaleStrategy={"workersToDelete": doomed})]}})
@@ -249,7 +265,7 @@ def test_operator_restart_mid_scale_creates_no_duplicates(lk: LocalKube, api: Ap
     fresh = OperatorThread(lk, "--reconcile-concurrency", "2").start()
     try:
         wait_for(lambda: api.ready(workers=20), what="all 20 workers")
-        time.sleep(1.5)  # a duplicate create would show up by now
+        settle(fresh, api)  # a duplicate create would show up by now
         assert len(api.pods()) == 21
         assert indexes(api.workers()) == sorted(str(i) for i in range(20))
     finally:
@@ -282,7 +298,7 @@ def test_faults_watch_drops_and_410_converge_without_orphans(lk: LocalKube, api:
         wait_for(lambda: len(api.workers()) == 2, timeout=90, what="scale down despite faults")
         lk.faults.clear()
         wait_for(lambda: (api.get().get("status") or {}).get("desiredWorkerReplicas") == 2, what="status")
-        time.sleep(1.5)
+        settle(op, api)
         pods = api.pods()
         assert len(pods) == 3
         # every pod gets bound and runs (the kubelet retries failed bindings) and the status says so
@@ -406,7 +422,9 @@ def test_batch_schedulers_create_pod_groups(lk: LocalKube, api: Api) -> None:
     ext = client.ApiextensionsV1Api(api.core.api_client)
     ext.create_custom_resource_definition(podgroup_crd("scheduling.volcano.sh", "v1beta1"))
     ext.create_custom_resource_definition(podgroup_crd("scheduling.x-k8s.io", "v1alpha1"))
-    time.sleep(1)  # let the new resources be served
+    for pg_group, version in (("scheduling.volcano.sh", "v1beta1"), ("scheduling.x-k8s.io", "v1alpha1")):
+        served = functools.partial(api.crs.list_namespaced_custom_object, pg_group, version, NS, "podgroups")
+        kube.wait_for(served, 60.0, f"podgroups.{pg_group} served", interval=0.1, ignore=(ApiException,))
     op = OperatorThread(lk, "--batch-scheduler", "volcano").start()
     try:
         volcano = raycluster("rc", group(replicas=2))

@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from localkube.cluster import LocalKube
 from localkube.testing import running
 from ray_operator.cli import _client, get_token_main, install_crds
-from ray_operator.reconcilers.assembly import build_operator
+from ray_operator.raycluster.assembly import build_operator
 from ray_operator.settings import load_settings
 from tests.support import kube
 

@@ -19,7 +19,7 @@ from ray_operator.builders import (
     wants_serve_service,
 )
 from ray_operator.models import RayCluster
-from ray_operator.reconcilers.raycluster import object_path
+from rayside.objects import resource_of
 from tests.unit.operator.golden import load
 
 SETTINGS = BuildSettings()
@@ -203,6 +203,9 @@ def test_redis_cleanup_job_does_not_mutate_the_cluster() -> None:
 
 def test_rest_paths_of_the_new_kinds() -> None:
     ing = head_ingress(cluster(head={"enableIngress": True}))
-    assert object_path(ing, "ns") == "/apis/networking.k8s.io/v1/namespaces/ns/ingresses"
+    assert resource_of(ing).path("ns") == "/apis/networking.k8s.io/v1/namespaces/ns/ingresses"
     job = redis_cleanup_job(ft_cluster(), settings=SETTINGS)
-    assert object_path(job, "ns", "rc-redis-cleanup") == "/apis/batch/v1/namespaces/ns/jobs/rc-redis-cleanup"
+    assert (
+        resource_of(job).path("ns", "rc-redis-cleanup")
+        == "/apis/batch/v1/namespaces/ns/jobs/rc-redis-cleanup"
+    )

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from ray_operator.builders import BuildSettings, names
-from ray_operator.builders.quantity import QuantityError, ceil_int, parse_quantity
 from ray_operator.features import FeatureGateError, FeatureGates
+from rayside.quantity import QuantityError, ceil_int, parse_quantity
 
 
 def test_gate_defaults_follow_kuberay_head() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from ray_operator.builders.resources import hosts
 from ray_operator.models import RayCluster, RayJob, RayService
-from ray_operator.status import hosts
 from tests.unit.operator.golden import SAMPLES, load
 
 KINDS: dict[str, type[BaseModel]] = {"RayCluster": RayCluster, "RayJob": RayJob, "RayService": RayService}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ray_operator.cli import main
-from ray_operator.reconcilers.assembly import spec_or_meta_changed
+from ray_operator.raycluster.assembly import spec_or_meta_changed
 from ray_operator.settings import SettingsError, load_settings
 
 

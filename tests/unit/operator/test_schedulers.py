@@ -16,8 +16,17 @@ from ray_operator.builders import (
     submitter_resources,
     worker_pod,
 )
+from ray_operator.constants import HEAD_GROUP, SUBMITTER_GROUP
 from ray_operator.models import RayCluster, RayJob
-from ray_operator.schedulers import UnknownScheduler, scheduler_for, scheduler_plugins, volcano
+from ray_operator.schedulers import (
+    REGISTRY,
+    UnknownScheduler,
+    scheduler_for,
+    scheduler_named,
+    scheduler_plugins,
+    stamp,
+    volcano,
+)
 from tests.unit.operator.golden import load
 
 
@@ -30,7 +39,11 @@ def cluster(labels: dict[str, str], **spec: Any) -> RayCluster:
 
 def pods(rc: RayCluster, settings: BuildSettings) -> list[dict[str, Any]]:
     groups = rc.spec.worker_group_specs or []
-    return [head_pod(rc, settings=settings), *(worker_pod(rc, g, settings=settings) for g in groups)]
+    head = stamp(rc, head_pod(rc, settings=settings), group=HEAD_GROUP, settings=settings)
+    workers = [
+        stamp(rc, worker_pod(rc, g, settings=settings), group=g.group_name, settings=settings) for g in groups
+    ]
+    return [head, *workers]
 
 
 def job(labels: dict[str, str] | None = None) -> RayJob:
@@ -76,13 +89,14 @@ def test_scenario27_volcano_rayjob() -> None:
     assert group["spec"]["minMember"] == 3  # head + 2 workers; the submitter is not a member
     assert group["spec"]["minResources"] == {"cpu": "1500m", "memory": str(2 * 1024**3 + 200 * 1024**2)}
     rc_obj = rayjob_cluster(rj, name="job-b5n7q", job_id="job-x2k9p", settings=VOLCANO)
+    rc_obj = stamp(rj, rc_obj, group="", settings=VOLCANO)  # the RayJob controller, K8sJobMode
     assert "schedulerName" not in rc_obj["spec"]
     rc = RayCluster.model_validate(rc_obj)
     assert volcano.cluster_pod_group(rc) is None
-    head = head_pod(rc, settings=VOLCANO)
+    head = stamp(rc, head_pod(rc, settings=VOLCANO), group=HEAD_GROUP, settings=VOLCANO)
     assert head["metadata"]["annotations"]["scheduling.k8s.io/group-name"] == "ray-job-pg"
     sub = submitter_job(rj, cluster=rc, job_id="job-x2k9p", dashboard_url="d:8265", settings=VOLCANO)
-    template = sub["spec"]["template"]
+    template = stamp(rj, sub["spec"]["template"], group=SUBMITTER_GROUP, settings=VOLCANO)
     assert template["metadata"]["annotations"]["volcano.sh/task-spec"] == "submittergroup"
     assert template["spec"]["schedulerName"] == "volcano"
     done = volcano.job_pod_group_on_completion(rj, None)
@@ -116,13 +130,17 @@ def test_scenario28_yunikorn_gang() -> None:
     assert [(g["name"], g["minMember"]) for g in groups] == [("headgroup", 1), ("wg", 2)]
     assert groups[0]["minResource"] == {"cpu": "1", "memory": str(2 * 1024**3)}
     rj = job(labels)
-    rc_obj = rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=settings)
+    rc_obj = stamp(
+        rj, rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=settings), group="", settings=settings
+    )
     job_groups = json.loads(rc_obj["metadata"]["annotations"]["yunikorn.apache.org/task-groups"])
     assert job_groups[-1]["name"] == "submittergroup" and job_groups[-1]["minMember"] == 1
     rc2 = RayCluster.model_validate(rc_obj)
-    inherited = head_pod(rc2, settings=settings)["metadata"]["annotations"]["yunikorn.apache.org/task-groups"]
+    inherited_pod = stamp(rc2, head_pod(rc2, settings=settings), group=HEAD_GROUP, settings=settings)
+    inherited = inherited_pod["metadata"]["annotations"]["yunikorn.apache.org/task-groups"]
     assert json.loads(inherited) == job_groups
     sub = submitter_job(rj, cluster=rc2, job_id="id", dashboard_url="d:8265", settings=settings)
+    sub["spec"]["template"] = stamp(rj, sub["spec"]["template"], group=SUBMITTER_GROUP, settings=settings)
     assert sub["spec"]["template"]["metadata"]["annotations"]["yunikorn.apache.org/task-group-name"] == (
         "submittergroup"
     )
@@ -153,7 +171,10 @@ def test_per_cr_scheduler_label_overrides_the_operator_setting() -> None:
     assert scheduler_for({"labels": {"ray.io/scheduler-name": "none"}}, VOLCANO) is None
     assert scheduler_for({}, VOLCANO) == "volcano"
     assert "schedulerName" not in head_pod(cluster({}), settings=BuildSettings())["spec"]
-    picked = head_pod(cluster({"ray.io/scheduler-name": "kai-scheduler"}), settings=BuildSettings())
+    kai_rc = cluster({"ray.io/scheduler-name": "kai-scheduler"})
+    picked = stamp(
+        kai_rc, head_pod(kai_rc, settings=BuildSettings()), group=HEAD_GROUP, settings=BuildSettings()
+    )
     assert picked["spec"]["schedulerName"] == "kai-scheduler"
     with pytest.raises(UnknownScheduler, match="'slurm' is not supported"):
         scheduler_for({"labels": {"ray.io/scheduler-name": "slurm"}}, VOLCANO)
@@ -163,5 +184,36 @@ def test_kueue_queue_label_passes_to_the_rayjob_cluster_not_pods() -> None:
     rj = job({"kueue.x-k8s.io/queue-name": "user-queue"})
     rc_obj = rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=BuildSettings())
     assert rc_obj["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "user-queue"
-    head = head_pod(RayCluster.model_validate(rc_obj), settings=BuildSettings())
+    rc = RayCluster.model_validate(rc_obj)
+    head = stamp(rc, head_pod(rc, settings=BuildSettings()), group=HEAD_GROUP, settings=BuildSettings())
+    assert scheduler_named("kueue", BuildSettings()).add_metadata_to_child(rj, head, HEAD_GROUP) == head
     assert "kueue.x-k8s.io/queue-name" not in head["metadata"]["labels"]
+
+
+def test_every_scheduler_is_behind_the_one_protocol() -> None:
+    rc = cluster({"ray.io/gang-scheduling-enabled": "true"})
+    rj = job({"ray.io/gang-scheduling-enabled": "true"})
+    for name in REGISTRY:
+        scheduler = scheduler_named(name, BuildSettings())
+        assert scheduler.name == name
+        child = scheduler.add_metadata_to_child(rj, {"kind": "RayCluster", "spec": {}}, "")
+        assert "schedulerName" not in child["spec"]  # only Pods get a schedulerName
+        assert isinstance(scheduler.objects_on_submission(rc), list)
+        assert isinstance(scheduler.objects_on_completion(rj, None), list)
+    kinds = {
+        n: [o["kind"] for o in scheduler_named(n, BuildSettings()).objects_on_submission(rc)]
+        for n in REGISTRY
+    }
+    assert kinds == {
+        "volcano": ["PodGroup"],
+        "yunikorn": [],
+        "kai-scheduler": [],
+        "scheduler-plugins": ["PodGroup"],
+        "kueue": [],
+    }
+    job_group = scheduler_named("volcano", BuildSettings()).objects_on_submission(rj)
+    assert [g["metadata"]["ownerReferences"][0]["kind"] for g in job_group] == ["RayJob"]
+    done = scheduler_named("volcano", BuildSettings()).objects_on_completion(rj, None)
+    assert done[0]["spec"]["minMember"] == 0
+    with pytest.raises(KeyError, match="registered: volcano"):
+        scheduler_named("slurm", BuildSettings())

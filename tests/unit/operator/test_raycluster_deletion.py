@@ -1,13 +1,15 @@
-"""`planning_deletion`: the GCS-FT Redis cleanup finalizer decided as pure functions (injected clock)."""
+"""`raycluster.deletion`: the GCS-FT Redis cleanup finalizer decided as pure functions (injected clock)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from ray_operator.planning_deletion import (
+from ray_operator.raycluster.applier import Applied, PatchCluster, RecordEvent
+from ray_operator.raycluster.deletion import (
     REDIS_CLEANUP_FINALIZER,
     CreateCleanupJob,
     DeletePods,
@@ -15,13 +17,22 @@ from ray_operator.planning_deletion import (
     deletion_timeout,
     job_finished,
     needs_finalizer,
-    plan_deletion,
     uses_redis_ft,
 )
-from ray_operator.reconcilers.raycluster_deletion import finalizer_patch
+from ray_operator.raycluster.deletion import plan_deletion as plan_with_requeue
+from ray_operator.raycluster.plan import Create, Delete
+from ray_operator.raycluster.reconciler_deletion import (
+    JOB_MARKER,
+    deletion_actions,
+    finalizer_patch,
+    job_events,
+)
+from ray_operator.raycluster.status import Outcome
 from ray_operator.settings import load_settings
 
 Obj = dict[str, Any]
+# the operator's default short requeue (OperatorSettings.short_requeue_seconds)
+plan_deletion = functools.partial(plan_with_requeue, short_requeue=2.0)
 DELETED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
@@ -182,3 +193,30 @@ def test_finalizer_patch() -> None:
 def test_enable_gcs_ft_redis_cleanup_env(value: str | None, enabled: bool) -> None:
     environ = {} if value is None else {"ENABLE_GCS_FT_REDIS_CLEANUP": value}
     assert load_settings([], environ=environ).enable_gcs_ft_redis_cleanup is enabled
+
+
+def test_the_wait_for_the_cleanup_job_uses_the_short_requeue_setting() -> None:
+    running = job()
+    assert plan_with_requeue(deleting(), [], running, at(10), short_requeue=0.5).requeue == 0.5
+
+
+def test_deletion_plans_become_applier_actions() -> None:
+    plan = plan_deletion(deleting(), [pod("w1", "worker")], None, at(5))
+    cleanup = {"kind": "Job", "apiVersion": "batch/v1", "metadata": {"name": "rc-redis-cleanup"}}
+    actions = deletion_actions(deleting(), plan, cleanup)
+    assert actions == [Delete("Pod", "w1", expect=False), Create(cleanup, marker=JOB_MARKER)]
+    assert deletion_actions(deleting(), plan, None) == [Delete("Pod", "w1", expect=False)]
+    forced = plan_deletion(deleting(), [], job(), at(300))
+    patch, event = deletion_actions(deleting(), forced, None)
+    assert isinstance(patch, PatchCluster) and patch.ops[-1]["value"] == []
+    assert isinstance(event, RecordEvent) and event.reason == "ForceDeletedStuckCluster"
+
+
+def test_job_events_follow_what_the_applier_did() -> None:
+    cleanup = {"kind": "Job", "metadata": {"name": "rc-redis-cleanup"}}
+    created = Applied(created_children=[("Job", "rc-redis-cleanup")])
+    assert [e.reason for e in job_events("ns", cleanup, created)] == ["CreatedRedisCleanupJob"]
+    assert job_events("ns", cleanup, Applied()) == []  # it already existed
+    failed = Applied(failure=Outcome("InternalError (500): boom", JOB_MARKER))
+    (warning,) = job_events("ns", cleanup, failed)
+    assert warning.reason == "FailedToCreateRedisCleanupJob" and "ns/rc-redis-cleanup" in warning.message

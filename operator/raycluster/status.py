@@ -2,33 +2,30 @@
 
 `compute_status()` takes the cluster, the Pods and head Service the cache shows, the suspend phase the
 planner chose and the outcome of the pass, and returns the new `.status` as a wire dict. `status_changed()`
-decides whether it is worth a write: timestamps and desired resources alone never are.
+decides whether it is worth a write: timestamps and desired resources alone never are; `write_decision()`
+adds the throttling (counter-only changes at most every `status_interval`). `mark_spec_valid()` and
+`invalid_spec()` own the `RayClusterSpecValid` condition (and the Warning an invalid spec gets).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Literal
 
-from ray_operator.builders.quantity import SUFFIXES, quantity_or_zero
-from ray_operator.constants import (
-    LABEL_NODE_TYPE,
-    MAX_INT32,
-    NODE_TYPE_HEAD,
-    NODE_TYPE_WORKER,
-)
+from ray_operator.builders.resources import cluster_resources, gpu_total, tpu_total, worker_pods
+from ray_operator.constants import LABEL_NODE_TYPE, NODE_TYPE_HEAD, NODE_TYPE_WORKER
 from ray_operator.models import RayCluster, WorkerGroupSpec
-
-Obj = dict[str, Any]
+from rayside.objects import JSON, generation_of, labels_of, name_of
+from rayside.quantity import format_quantity
 
 HEAD_POD_READY = "HeadPodReady"
 PROVISIONED = "RayClusterProvisioned"
 REPLICA_FAILURE = "ReplicaFailure"
 SUSPENDING = "RayClusterSuspending"
 SUSPENDED = "RayClusterSuspended"
+SPEC_VALID = "RayClusterSpecValid"
 
 STATE_READY = "ready"
 STATE_SUSPENDED = "suspended"
@@ -53,91 +50,44 @@ class Outcome:
 OK = Outcome()
 
 
-# -- quantities -------------------------------------------------------------------------------------------
-_MIG = re.compile(r"^nvidia\.com/mig-\d+g\.\d+gb$")
-
-
-def format_cpu(value: Decimal) -> str:
-    return str(int(value)) if value == value.to_integral_value() else f"{int(value * 1000)}m"
-
-
-def format_bytes(value: Decimal) -> str:
-    for suffix in ("Gi", "Mi", "Ki"):
-        unit = SUFFIXES[suffix]
-        if value and value % unit == 0:
-            return f"{int(value / unit)}{suffix}"
-    return str(int(value))
-
-
-def _is_gpu(name: str) -> bool:
-    return name.lower().endswith("gpu") or bool(_MIG.match(name))
-
-
-def pod_template_resources(template: Obj) -> dict[str, Decimal]:
-    """Per-Pod resources of a template: per container requests win, limits fill in; all containers summed."""
-    totals: dict[str, Decimal] = {}
-    for container in (template.get("spec") or {}).get("containers") or []:
-        resources = container.get("resources") or {}
-        merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-        for name, qty in merged.items():
-            totals[name] = totals.get(name, Decimal(0)) + quantity_or_zero(qty)
-    return totals
-
-
-# -- replica arithmetic -----------------------------------------------------------------------------------
-def hosts(group: WorkerGroupSpec) -> int:
-    return max(1, group.num_of_hosts or 1)
-
-
-def desired_replicas(group: WorkerGroupSpec) -> int:
-    """clamp(replicas, min, max) (replicas per group, before x numOfHosts)."""
-    replicas = group.replicas or 0
-    low = group.min_replicas or 0
-    high = MAX_INT32 if group.max_replicas is None else group.max_replicas
-    return max(low, min(replicas, high)) if low <= high else high
-
-
+# -- resources and replicas (arithmetic in ray_operator.builders.resources) ------------------------------
 def active_groups(cluster: RayCluster) -> list[WorkerGroupSpec]:
     return [g for g in cluster.spec.worker_group_specs or [] if not g.suspend]
 
 
 def desired_workers(cluster: RayCluster) -> int:
-    return sum(desired_replicas(g) * hosts(g) for g in active_groups(cluster))
+    """Σ over non-suspended groups of KubeRay's desired replicas x numOfHosts."""
+    return worker_pods(cluster.spec.worker_group_specs or [], "desired")
 
 
 def _desired_resources(cluster: RayCluster) -> dict[str, str]:
-    totals = pod_template_resources(cluster.spec.head_group_spec.template)
-    for group in active_groups(cluster):
-        count = (group.replicas or 0) * hosts(group)
-        for name, qty in pod_template_resources(group.template).items():
-            totals[name] = totals.get(name, Decimal(0)) + qty * count
-    gpu = sum((v for k, v in totals.items() if _is_gpu(k)), Decimal(0))
+    totals = cluster_resources(cluster.spec, "replicas", strict=False)
     return {
-        "desiredCPU": format_cpu(totals.get("cpu", Decimal(0))),
-        "desiredMemory": format_bytes(totals.get("memory", Decimal(0))),
-        "desiredGPU": format_cpu(gpu),
-        "desiredTPU": format_cpu(totals.get("google.com/tpu", Decimal(0))),
+        "desiredCPU": format_quantity(totals.get("cpu", Decimal(0))),
+        "desiredMemory": format_quantity(totals.get("memory", Decimal(0)), binary=True),
+        "desiredGPU": format_quantity(gpu_total(totals)),
+        "desiredTPU": format_quantity(tpu_total(totals)),
     }
 
 
 # -- pods -------------------------------------------------------------------------------------------------
-def _pod_condition(pod: Obj, type_: str) -> Obj | None:
+def _pod_condition(pod: JSON, type_: str) -> JSON | None:
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == type_:
             return dict(cond)
     return None
 
 
-def is_running(pod: Obj) -> bool:
+def is_running(pod: JSON) -> bool:
     return (pod.get("status") or {}).get("phase") == "Running"
 
 
-def is_running_and_ready(pod: Obj) -> bool:
+def is_running_and_ready(pod: JSON) -> bool:
     ready = _pod_condition(pod, "Ready")
     return is_running(pod) and ready is not None and ready.get("status") == "True"
 
 
-def _all_running_no_unready(pods: list[Obj]) -> bool:
+def _all_running_no_unready(pods: list[JSON]) -> bool:
     """Every Pod Running with no PodReady condition other than True (KubeRay's readiness test)."""
     for pod in pods:
         ready = _pod_condition(pod, "Ready")
@@ -146,25 +96,25 @@ def _all_running_no_unready(pods: list[Obj]) -> bool:
     return True
 
 
-def _node_type(pod: Obj) -> str:
-    return str(((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_NODE_TYPE, ""))
+def _node_type(pod: JSON) -> str:
+    return labels_of(pod).get(LABEL_NODE_TYPE, "")
 
 
 # -- conditions -------------------------------------------------------------------------------------------
-def get_condition(status: Obj | None, type_: str) -> Obj | None:
+def get_condition(status: JSON | None, type_: str) -> JSON | None:
     for cond in (status or {}).get("conditions") or []:
         if cond.get("type") == type_:
             return dict(cond)
     return None
 
 
-def is_true(status: Obj | None, type_: str) -> bool:
+def is_true(status: JSON | None, type_: str) -> bool:
     cond = get_condition(status, type_)
     return cond is not None and cond.get("status") == "True"
 
 
 def set_condition(
-    conditions: list[Obj], type_: str, status: str, reason: str, message: str, *, now: str
+    conditions: list[JSON], type_: str, status: str, reason: str, message: str, *, now: str
 ) -> None:
     """Insert or update a condition in place; lastTransitionTime moves only when the status flips."""
     for cond in conditions:
@@ -178,7 +128,7 @@ def set_condition(
     )
 
 
-def _head_pod_ready(head: Obj | None) -> tuple[str, str, str]:
+def _head_pod_ready(head: JSON | None) -> tuple[str, str, str]:
     if head is None:
         return "False", "HeadPodNotFound", "Head Pod not found"
     ready = _pod_condition(head, "Ready")
@@ -202,8 +152,8 @@ def _head_pod_ready(head: Obj | None) -> tuple[str, str, str]:
 
 
 def _conditions(
-    old: Obj, pods: list[Obj], head: Obj | None, phase: SuspendPhase, outcome: Outcome, now: str
-) -> list[Obj]:
+    old: JSON, pods: list[JSON], head: JSON | None, phase: SuspendPhase, outcome: Outcome, now: str
+) -> list[JSON]:
     conditions = [dict(c) for c in old.get("conditions") or []]
     set_condition(conditions, HEAD_POD_READY, *_head_pod_ready(head), now=now)
     suspended_now = phase is SuspendPhase.SUSPENDING and not pods
@@ -252,7 +202,7 @@ def _conditions(
 
 
 # -- status -----------------------------------------------------------------------------------------------
-def _endpoints(service: Obj | None) -> dict[str, str]:
+def _endpoints(service: JSON | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for port in ((service or {}).get("spec") or {}).get("ports") or []:
         name = port.get("name")
@@ -264,18 +214,18 @@ def _endpoints(service: Obj | None) -> dict[str, str]:
     return out
 
 
-def _head_info(head: Obj | None, service: Obj | None) -> Obj:
+def _head_info(head: JSON | None, service: JSON | None) -> JSON:
     pod_ip = ((head or {}).get("status") or {}).get("podIP") or ""
-    info: Obj = {"podIP": pod_ip, "podName": ((head or {}).get("metadata") or {}).get("name", "")}
+    info: JSON = {"podIP": pod_ip, "podName": name_of(head or {})}
     if service is not None:
         ip = (service.get("spec") or {}).get("clusterIP") or ""
         info["serviceIP"] = pod_ip if ip == "None" else ip
-        info["serviceName"] = service["metadata"]["name"]
+        info["serviceName"] = name_of(service)
     return {k: v for k, v in info.items() if v}
 
 
 def _state(
-    old: Obj, cluster: RayCluster, pods: list[Obj], phase: SuspendPhase, outcome: Outcome
+    old: JSON, cluster: RayCluster, pods: list[JSON], phase: SuspendPhase, outcome: Outcome
 ) -> str | None:
     state: str | None = old.get("state")
     if phase is SuspendPhase.SUSPENDED or (phase is SuspendPhase.SUSPENDING and not pods):
@@ -292,14 +242,14 @@ def _state(
 
 def compute_status(
     cluster: RayCluster,
-    old: Obj | None,
+    old: JSON | None,
     *,
-    pods: list[Obj],
-    head_service: Obj | None,
+    pods: list[JSON],
+    head_service: JSON | None,
     phase: SuspendPhase,
     outcome: Outcome,
     now: str,
-) -> Obj:
+) -> JSON:
     """The new `.status` (wire form) of `cluster` given what the cache shows and how the pass went."""
     old = dict(old or {})
     groups = active_groups(cluster)
@@ -307,22 +257,19 @@ def compute_status(
     workers = [p for p in pods if _node_type(p) == NODE_TYPE_WORKER]
     head = heads[0] if len(heads) == 1 else None
     state = _state(old, cluster, pods, phase, outcome)
-    status: Obj = {
+    status: JSON = {
         **{k: v for k, v in old.items() if k not in ("reason",)},
         "readyWorkerReplicas": sum(1 for p in workers if is_running_and_ready(p)),
         "availableWorkerReplicas": sum(1 for p in workers if is_running(p)),
         "desiredWorkerReplicas": desired_workers(cluster),
-        "minWorkerReplicas": sum((g.min_replicas or 0) * hosts(g) for g in groups),
-        "maxWorkerReplicas": min(
-            MAX_INT32,
-            sum((MAX_INT32 if g.max_replicas is None else g.max_replicas) * hosts(g) for g in groups),
-        ),
+        "minWorkerReplicas": worker_pods(groups, "min"),
+        "maxWorkerReplicas": worker_pods(groups, "max"),
         **_desired_resources(cluster),
         "endpoints": _endpoints(head_service),
         "head": _head_info(head, head_service),
         "conditions": _conditions(old, pods, head, phase, outcome, now),
         "lastUpdateTime": now,
-        "observedGeneration": cluster.metadata.get("generation", 0),
+        "observedGeneration": generation_of({"metadata": cluster.metadata}),
     }
     if state is not None:
         status["state"] = state
@@ -347,14 +294,14 @@ _COMPARED = (
 )
 
 
-def _condition_essence(status: Obj) -> list[tuple[str, str, str, str]]:
+def _condition_essence(status: JSON) -> list[tuple[str, str, str, str]]:
     return sorted(
         (str(c.get("type")), str(c.get("status")), str(c.get("reason") or ""), str(c.get("message") or ""))
         for c in status.get("conditions") or []
     )
 
 
-def status_changed(old: Obj | None, new: Obj) -> bool:
+def status_changed(old: JSON | None, new: JSON) -> bool:
     """Whether `new` differs from `old` in anything but timestamps and desired resources."""
     old = old or {}
     if any(old.get(k) != new.get(k) for k in _COMPARED):
@@ -365,9 +312,44 @@ def status_changed(old: Obj | None, new: Obj) -> bool:
 _COUNTERS = ("readyWorkerReplicas", "availableWorkerReplicas")
 
 
-def only_counters_changed(old: Obj | None, new: Obj) -> bool:
+def only_counters_changed(old: JSON | None, new: JSON) -> bool:
     """Whether the only differences are the ready/available worker counters (throttled writes)."""
     old = old or {}
     if any(old.get(k) != new.get(k) for k in _COMPARED if k not in _COUNTERS):
         return False
     return _condition_essence(old) == _condition_essence(new)
+
+
+WriteDecision = Literal["skip", "defer", "write"]
+
+
+def write_decision(
+    old: JSON | None, new: JSON, *, last_write: float | None, now: float, interval: float
+) -> WriteDecision:
+    """Whether to write `new` now: `skip` (nothing worth writing), `defer` (only the ready/available
+    counters changed and the last write was less than `interval` seconds ago: requeue and write later),
+    or `write`. `last_write`/`now` are monotonic seconds."""
+    if not status_changed(old, new):
+        return "skip"
+    if last_write is not None and only_counters_changed(old, new) and now - last_write < interval:
+        return "defer"
+    return "write"
+
+
+def mark_spec_valid(status: JSON, *, now: str) -> JSON:
+    """A spec that validates again: an existing RayClusterSpecValid condition turns True (in place)."""
+    if get_condition(status, SPEC_VALID) is not None:
+        set_condition(status["conditions"], SPEC_VALID, "True", "ValidSpec", "", now=now)
+    return status
+
+
+def invalid_spec(old: JSON, problem: str, *, key: str, generation: int, now: str) -> tuple[JSON, str] | None:
+    """The status (RayClusterSpecValid=False with `problem`) and the Warning message for an invalid spec;
+    None when that very problem is already reported (no write, no second Event)."""
+    current = get_condition(old, SPEC_VALID)
+    if current is not None and current.get("status") == "False" and current.get("message") == problem:
+        return None
+    new = {**old, "conditions": [dict(cond) for cond in old.get("conditions") or []]}
+    set_condition(new["conditions"], SPEC_VALID, "False", "InvalidRayClusterSpec", problem, now=now)
+    new["observedGeneration"] = generation
+    return new, f"The RayCluster spec is invalid {key}: {problem}"

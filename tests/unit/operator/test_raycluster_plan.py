@@ -7,7 +7,7 @@ from typing import Any
 
 from ray_operator.features import FeatureGates
 from ray_operator.models import RayCluster
-from ray_operator.planning import (
+from ray_operator.raycluster.plan import (
     ClearWorkersToDelete,
     Create,
     Delete,
@@ -18,7 +18,7 @@ from ray_operator.planning import (
     should_delete_pod,
     suspend_phase,
 )
-from ray_operator.status import SuspendPhase
+from ray_operator.raycluster.status import SuspendPhase
 
 Obj = dict[str, Any]
 GATES = FeatureGates()

@@ -3,7 +3,7 @@
 `plan_cluster()` looks at the cluster, the Pods and children the cache shows, the desired children the
 builders produced and the expectation state, and returns a `Plan`: an ordered list of actions, the
 suspend phase (which drives status), and an optional error that stops the pass. Nothing here does I/O;
-the reconciler applies the plan in one batch, stopping at the first failed action. Randomness (multi-host
+the `Applier` performs the plan in one batch, stopping at the first failed action. Randomness (multi-host
 replica names) comes from the injected `rand5`.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from ray_operator.builders.resources import clamp_replicas, hosts
 from ray_operator.constants import (
     ANN_DISABLE_PROVISIONED_HEAD_RESTART,
     LABEL_GROUP,
@@ -25,17 +25,15 @@ from ray_operator.constants import (
 )
 from ray_operator.features import RAY_CLUSTER_STATUS_CONDITIONS, RAY_MULTI_HOST_INDEXING, FeatureGates
 from ray_operator.models import RayCluster, WorkerGroupSpec
-from ray_operator.status import (
+from ray_operator.raycluster.status import (
     PROVISIONED,
     SUSPENDED,
     SUSPENDING,
     SuspendPhase,
-    desired_replicas,
-    hosts,
     is_true,
 )
+from rayside.objects import JSON, is_deleting, labels_of, name_of
 
-Obj = dict[str, Any]
 HEAD_KEY = ""  # expectations / group key of the head
 
 
@@ -51,7 +49,7 @@ class PodSlot:
 
 @dataclass(frozen=True)
 class Create:
-    obj: Obj
+    obj: JSON
     group: str | None = None  # Pods: expectation group ("" = head); None for other kinds
     marker: str | None = None
     tolerate_exists: bool = True
@@ -63,6 +61,7 @@ class Delete:
     name: str
     group: str | None = None
     marker: str | None = None
+    expect: bool = True  # remember it in the scale expectations (False on the deletion path)
 
 
 @dataclass(frozen=True)
@@ -84,23 +83,15 @@ class Plan:
     marker: str | None = None
 
 
-PodFactory = Callable[[PodSlot], Obj]
+PodFactory = Callable[[PodSlot], JSON]
 
 
 # -- small helpers ----------------------------------------------------------------------------------------
-def labels_of(obj: Obj) -> dict[str, str]:
-    return dict((obj.get("metadata") or {}).get("labels") or {})
+def terminating(pod: JSON) -> bool:
+    return is_deleting(pod)
 
 
-def name_of(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
-def terminating(pod: Obj) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def should_delete_pod(pod: Obj) -> bool:
+def should_delete_pod(pod: JSON) -> bool:
     """Failed/Succeeded Pods, and Running Pods whose Ray container ended with restartPolicy Never."""
     status = pod.get("status") or {}
     phase = status.get("phase")
@@ -119,7 +110,7 @@ def should_delete_pod(pod: Obj) -> bool:
     return False
 
 
-def suspend_phase(cluster: RayCluster, status: Obj | None, gates: FeatureGates) -> SuspendPhase:
+def suspend_phase(cluster: RayCluster, status: JSON | None, gates: FeatureGates) -> SuspendPhase:
     """Atomic suspend: once Suspending, keep deleting Pods even if `spec.suspend` flips back."""
     suspend = bool(cluster.spec.suspend)
     if not gates.enabled(RAY_CLUSTER_STATUS_CONDITIONS):
@@ -140,14 +131,14 @@ def _smallest_free(used: Iterable[int], count: int) -> list[int]:
     return out
 
 
-def _int_label(pod: Obj, key: str) -> int | None:
+def _int_label(pod: JSON, key: str) -> int | None:
     value = labels_of(pod).get(key)
     return int(value) if value is not None and value.isdigit() else None
 
 
 # -- head -------------------------------------------------------------------------------------------------
 def _plan_head(
-    cluster: RayCluster, heads: list[Obj], status: Obj | None, make_pod: PodFactory, plan: Plan
+    cluster: RayCluster, heads: list[JSON], status: JSON | None, make_pod: PodFactory, plan: Plan
 ) -> None:
     if len(heads) > 1:
         plan.error = f"{len(heads)} head pods found for RayCluster {cluster.metadata.get('name')}; expected 1"
@@ -167,7 +158,7 @@ def _plan_head(
 def _plan_group(
     cluster: RayCluster,
     group: WorkerGroupSpec,
-    pods: list[Obj],
+    pods: list[JSON],
     *,
     indexing: bool,
     random_delete: bool,
@@ -185,7 +176,7 @@ def _plan_group(
     doomed = [p for p in pods if name_of(p) in to_delete]
     plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in doomed]
     remaining = [p for p in pods if name_of(p) not in to_delete]
-    diff = desired_replicas(group) * hosts(group) - len(remaining)
+    diff = clamp_replicas(group) * hosts(group) - len(remaining)
     if diff > 0:
         free = _smallest_free(
             (i for p in remaining if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None), diff
@@ -210,7 +201,7 @@ def _plan_group(
 def _plan_multi_host(
     cluster: RayCluster,
     group: WorkerGroupSpec,
-    pods: list[Obj],
+    pods: list[JSON],
     *,
     make_pod: PodFactory,
     rand5: Callable[[], str],
@@ -219,7 +210,7 @@ def _plan_multi_host(
 ) -> bool:
     """Replicas of numOfHosts Pods are created and deleted whole (operator-spec §2.8.5)."""
     name, n = group.group_name, hosts(group)
-    replicas: dict[str, list[Obj]] = {}
+    replicas: dict[str, list[JSON]] = {}
     for pod in pods:
         replicas.setdefault(labels_of(pod).get(LABEL_REPLICA_NAME, ""), []).append(pod)
 
@@ -238,7 +229,7 @@ def _plan_multi_host(
             f"deleted {len(broken) + len(listed)} incomplete/unhealthy/requested replica(s) of group {name}"
         )
         return False
-    want = desired_replicas(group)
+    want = clamp_replicas(group)
     have = sorted(replicas, key=lambda r: min(_int_label(p, LABEL_REPLICA_INDEX) or 0 for p in replicas[r]))
     if want > len(have):
         used = (
@@ -255,7 +246,7 @@ def _plan_multi_host(
     return True
 
 
-def _clear_workers_to_delete(cluster: RayCluster, pods_by_group: dict[str, list[Obj]], plan: Plan) -> None:
+def _clear_workers_to_delete(cluster: RayCluster, pods_by_group: dict[str, list[JSON]], plan: Plan) -> None:
     """Clear `workersToDelete` of groups none of whose listed Pods exist any more."""
     for index, group in enumerate(cluster.spec.worker_group_specs or []):
         listed = tuple((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
@@ -267,8 +258,8 @@ def _clear_workers_to_delete(cluster: RayCluster, pods_by_group: dict[str, list[
 # -- the whole pass ---------------------------------------------------------------------------------------
 def plan_pods(
     cluster: RayCluster,
-    status: Obj | None,
-    pods: list[Obj],
+    status: JSON | None,
+    pods: list[JSON],
     *,
     gates: FeatureGates,
     unsatisfied: frozenset[str],
@@ -289,7 +280,7 @@ def plan_pods(
         _plan_head(cluster, heads, status, make_pod, plan)
         if plan.error:
             return
-    by_group: dict[str, list[Obj]] = {}
+    by_group: dict[str, list[JSON]] = {}
     for pod in pods:
         if labels_of(pod).get(LABEL_NODE_TYPE) == NODE_TYPE_WORKER:
             by_group.setdefault(labels_of(pod).get(LABEL_GROUP, ""), []).append(pod)
@@ -304,7 +295,7 @@ def plan_pods(
         _clear_workers_to_delete(cluster, by_group, plan)
 
 
-def _delete_all(pods: list[Obj], group: str | None, reason: str) -> list[Delete]:
+def _delete_all(pods: list[JSON], group: str | None, reason: str) -> list[Delete]:
     """Delete every pod that is not already terminating (each labelled with its own group if none given)."""
     return [
         Delete("Pod", name_of(p), group or labels_of(p).get(LABEL_GROUP), reason)
@@ -316,7 +307,7 @@ def _delete_all(pods: list[Obj], group: str | None, reason: str) -> list[Delete]
 def _plan_worker_group(
     cluster: RayCluster,
     group: WorkerGroupSpec,
-    group_pods: list[Obj],
+    group_pods: list[JSON],
     indexing: bool,
     make_pod: PodFactory,
     rand5: Callable[[], str],
@@ -348,7 +339,7 @@ def _plan_worker_group(
     )
 
 
-def plan_children(desired: list[Obj], existing: set[tuple[str, str]], plan: Plan) -> None:
+def plan_children(desired: list[JSON], existing: set[tuple[str, str]], plan: Plan) -> None:
     """Create every desired child (Secret, Services, RBAC, PodGroups...) whose (kind, name) is absent."""
     for obj in desired:
         if (str(obj.get("kind")), name_of(obj)) not in existing:
@@ -358,8 +349,8 @@ def plan_children(desired: list[Obj], existing: set[tuple[str, str]], plan: Plan
 def plan_cluster(
     cluster: RayCluster,
     *,
-    pods: list[Obj],
-    children: list[Obj],
+    pods: list[JSON],
+    children: list[JSON],
     existing: set[tuple[str, str]],
     gates: FeatureGates,
     unsatisfied: frozenset[str],

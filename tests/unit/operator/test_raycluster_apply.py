@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from ray_operator.reconcilers.assembly import slim_pod
-from ray_operator.reconcilers.raycluster import Applied, object_path, summarize
-from ray_operator.status import Outcome
+from ray_operator.raycluster.applier import Applied
+from ray_operator.raycluster.assembly import slim_pod
+from ray_operator.raycluster.reconciler import summarize
+from ray_operator.raycluster.status import Outcome
+from rayside.objects import JSON, resource_of
+
+
+def object_path(obj: JSON, namespace: str, name: str | None = None) -> str:
+    return resource_of(obj).path(namespace, name)
 
 
 def test_one_event_per_group_and_verb_never_per_pod() -> None:

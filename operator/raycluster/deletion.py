@@ -19,13 +19,12 @@ from datetime import datetime
 from typing import Any
 
 from ray_operator.constants import ANN_FT_ENABLED, LABEL_NODE_TYPE, NODE_TYPE_HEAD
+from rayside.objects import annotations_of, is_deleting, labels_of, meta_of, name_of
 
-Obj = dict[str, Any]
 REDIS_CLEANUP_FINALIZER = "ray.io/gcs-ft-redis-cleanup-finalizer"
 ANN_GCS_FT_DELETION_TIMEOUT = "ray.io/gcs-ft-deletion-timeout"
 DEFAULT_DELETION_TIMEOUT_SECONDS = 300.0
 HEAD_WAIT_REQUEUE_SECONDS = 10.0  # a head Pod takes much longer than 2 s to terminate
-SHORT_REQUEUE_SECONDS = 2.0
 FORCE_DELETED_REASON = "ForceDeletedStuckCluster"
 
 
@@ -55,12 +54,8 @@ class DeletionPlan:
     requeue: float | None = None  # seconds; None = no requeue (the watch brings the next change)
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
 def has_finalizer(cluster: Mapping[str, Any]) -> bool:
-    return REDIS_CLEANUP_FINALIZER in (_meta(cluster).get("finalizers") or [])
+    return REDIS_CLEANUP_FINALIZER in (meta_of(cluster).get("finalizers") or [])
 
 
 def _ft_options(cluster: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -76,7 +71,7 @@ def is_embedded_backend(cluster: Mapping[str, Any]) -> bool:
 
 def uses_redis_ft(cluster: Mapping[str, Any]) -> bool:
     """GCS FT enabled (options present or annotation ft-enabled=true) and the backend is not rocksdb."""
-    annotation = str((_meta(cluster).get("annotations") or {}).get(ANN_FT_ENABLED, "")).lower()
+    annotation = str(annotations_of(cluster).get(ANN_FT_ENABLED, "")).lower()
     enabled = annotation == "true" or _ft_options(cluster) is not None
     return enabled and not is_embedded_backend(cluster)
 
@@ -84,16 +79,13 @@ def uses_redis_ft(cluster: Mapping[str, Any]) -> bool:
 def needs_finalizer(cluster: Mapping[str, Any], *, cleanup_enabled: bool) -> bool:
     """A live Redis-FT cluster without the finalizer yet: add it before reconciling anything else."""
     return (
-        cleanup_enabled
-        and not _meta(cluster).get("deletionTimestamp")
-        and uses_redis_ft(cluster)
-        and not has_finalizer(cluster)
+        cleanup_enabled and not is_deleting(cluster) and uses_redis_ft(cluster) and not has_finalizer(cluster)
     )
 
 
 def deletion_timeout(cluster: Mapping[str, Any]) -> float:
     """Annotation `ray.io/gcs-ft-deletion-timeout` (positive integer seconds), else 300."""
-    raw = (_meta(cluster).get("annotations") or {}).get(ANN_GCS_FT_DELETION_TIMEOUT)
+    raw = annotations_of(cluster).get(ANN_GCS_FT_DELETION_TIMEOUT)
     try:
         value = int(str(raw))
     except ValueError:
@@ -119,7 +111,7 @@ def job_finished(job: Mapping[str, Any]) -> str | None:
 
 
 def _force_message(age: float, cluster: Mapping[str, Any]) -> str:
-    storage_ns = (_meta(cluster).get("annotations") or {}).get("ray.io/external-storage-namespace", "")
+    storage_ns = annotations_of(cluster).get("ray.io/external-storage-namespace", "")
     return (
         f"Removed finalizer {REDIS_CLEANUP_FINALIZER} after {age:.0f}s because the Redis cleanup did not "
         f"finish in time; the Redis storage namespace {storage_ns!r} may need manual cleanup"
@@ -132,10 +124,12 @@ def plan_deletion(
     job: Mapping[str, Any] | None,
     now: datetime,
     *,
+    short_requeue: float,
     cleanup_enabled: bool = True,
 ) -> DeletionPlan:
     """One pass over a RayCluster with a deletionTimestamp. `pods` are its head/worker Pods (terminating
-    ones included), `job` the `<cluster>-redis-cleanup` Job or None, `now` an aware datetime."""
+    ones included), `job` the `<cluster>-redis-cleanup` Job or None, `now` an aware datetime;
+    `short_requeue` is the operator's short requeue setting (seconds)."""
     plan = DeletionPlan()
     if not has_finalizer(cluster):
         return plan
@@ -144,13 +138,13 @@ def plan_deletion(
         return plan
     if not cleanup_enabled or not uses_redis_ft(cluster):
         return plan  # as KubeRay: the finalizer is left for the user to remove
-    alive = tuple(str(_meta(p).get("name")) for p in pods if not _meta(p).get("deletionTimestamp"))
+    alive = tuple(name_of(p) for p in pods if not is_deleting(p))
     if alive:
         plan.actions.append(DeletePods(alive))
-    if any((_meta(p).get("labels") or {}).get(LABEL_NODE_TYPE) == NODE_TYPE_HEAD for p in pods):
+    if any(labels_of(p).get(LABEL_NODE_TYPE) == NODE_TYPE_HEAD for p in pods):
         plan.requeue = HEAD_WAIT_REQUEUE_SECONDS
         return plan
-    age = (now - parse_time(str(_meta(cluster).get("deletionTimestamp")))).total_seconds()
+    age = (now - parse_time(str(meta_of(cluster).get("deletionTimestamp")))).total_seconds()
     if age >= deletion_timeout(cluster):
         event = ("Warning", FORCE_DELETED_REASON, _force_message(age, cluster))
         plan.actions.append(RemoveFinalizer(event))
@@ -161,7 +155,7 @@ def plan_deletion(
         plan.actions.append(RemoveFinalizer())
         return plan
     # Wake up for the timeout even if the Job never finishes.
-    plan.requeue = max(0.1, min(SHORT_REQUEUE_SECONDS, deletion_timeout(cluster) - age))
+    plan.requeue = max(0.1, min(short_requeue, deletion_timeout(cluster) - age))
     return plan
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ray_operator.builders.quantity import quantity_or_zero
 from ray_operator.models import RayCluster
-from ray_operator.status import (
+from ray_operator.raycluster.status import (
     OK,
     Outcome,
     SuspendPhase,
@@ -15,6 +14,7 @@ from ray_operator.status import (
     get_condition,
     status_changed,
 )
+from rayside.quantity import quantity_or_zero
 
 Obj = dict[str, Any]
 NOW = "2026-01-01T00:00:00Z"

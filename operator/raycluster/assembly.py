@@ -13,31 +13,39 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray_operator import constants as c
-from ray_operator.reconcilers.raycluster import RayClusterReconciler
-from ray_operator.runtime.cache import ClusterInformer as Informer
-from ray_operator.runtime.cache import ClusterInformerGroup as InformerGroup
-from ray_operator.runtime.cache import cluster_of
+from ray_operator.raycluster.reconciler import RayClusterReconciler
+from ray_operator.runtime.cache import ClusterInformer, ClusterInformerGroup, cluster_of
 from ray_operator.runtime.events import EventRecorder
 from ray_operator.runtime.leader import LeaderElector
 from ray_operator.runtime.manager import Manager
 from ray_operator.settings import OperatorSettings
-from rayside.kubeclient import KubeClient, resource_path
+from rayside.kubeclient import KubeClient
+from rayside.objects import (
+    JSON,
+    PODS,
+    RAYCLUSTERS,
+    SECRETS,
+    SERVICES,
+    Resource,
+    key_of,
+    meta_of,
+    namespace_of,
+)
 from rayside.runtime.controller import Controller
 from rayside.runtime.workqueue import WorkQueue
 
-Obj = dict[str, Any]
 POD_SELECTOR = f"{c.LABEL_NODE_TYPE} in ({c.NODE_TYPE_HEAD},{c.NODE_TYPE_WORKER})"
 
 
-def spec_or_meta_changed(old: Obj | None, new: Obj | None) -> bool:
+def spec_or_meta_changed(old: JSON | None, new: JSON | None) -> bool:
     """The RayCluster predicate: added/deleted, or generation, labels, annotations or deletion changed."""
     if old is None or new is None:
         return True
-    a, b = old.get("metadata", {}), new.get("metadata", {})
+    a, b = meta_of(old), meta_of(new)
     return any(a.get(k) != b.get(k) for k in ("generation", "labels", "annotations", "deletionTimestamp"))
 
 
-def slim_pod(pod: Obj) -> Obj:
+def slim_pod(pod: JSON) -> JSON:
     """What the reconciler reads of a Pod (metadata, restartPolicy, container names, status): the cache
     holds thousands of Pods, and their full specs (env, probes, volumes) would dominate memory."""
     meta = dict(pod.get("metadata") or {})
@@ -56,11 +64,6 @@ def slim_pod(pod: Obj) -> Obj:
     }
 
 
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata", {})
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
 @dataclass
 class RayClusterOperator:
     manager: Manager
@@ -76,32 +79,30 @@ class RayClusterOperator:
             self.reconciler.close()
 
 
-def _informers(client: KubeClient, settings: OperatorSettings, plural: str, **kw: Any) -> list[Informer]:
-    group, version = (c.GROUP, c.VERSION) if plural == "rayclusters" else ("", "v1")
+def _informers(
+    client: KubeClient, settings: OperatorSettings, resource: Resource, **kw: Any
+) -> list[ClusterInformer]:
     namespaces: tuple[str | None, ...] = settings.namespaces or (None,)
-    return [
-        Informer(client, resource_path(group=group, version=version, plural=plural, namespace=ns), **kw)
-        for ns in namespaces
-    ]
+    return [ClusterInformer(client, resource.path(ns), **kw) for ns in namespaces]
 
 
 def build_operator(client: KubeClient, settings: OperatorSettings) -> RayClusterOperator:
     queue = WorkQueue()
-    clusters = _informers(client, settings, "rayclusters")
-    pods = _informers(client, settings, "pods", label_selector=POD_SELECTOR, transform=slim_pod)
-    services = _informers(client, settings, "services")
-    secrets_ = _informers(client, settings, "secrets", label_selector=c.LABEL_CLUSTER)
+    clusters = _informers(client, settings, RAYCLUSTERS)
+    pods = _informers(client, settings, PODS, label_selector=POD_SELECTOR, transform=slim_pod)
+    services = _informers(client, settings, SERVICES)
+    secrets_ = _informers(client, settings, SECRETS, label_selector=c.LABEL_CLUSTER)
 
-    def on_cluster(old: Obj | None, new: Obj | None) -> None:
+    def on_cluster(old: JSON | None, new: JSON | None) -> None:
         if spec_or_meta_changed(old, new):
-            queue.add(_key(new or old or {}))
+            queue.add(key_of(new or old or {}))
 
     def on_child(delay: float) -> Any:
-        def handler(old: Obj | None, new: Obj | None) -> None:
+        def handler(old: JSON | None, new: JSON | None) -> None:
             obj = new or old or {}
             cluster = cluster_of(obj)
             if cluster:
-                queue.add_after(f"{obj.get('metadata', {}).get('namespace', '')}/{cluster}", delay)
+                queue.add_after(f"{namespace_of(obj)}/{cluster}", delay)
 
         return handler
 
@@ -114,10 +115,10 @@ def build_operator(client: KubeClient, settings: OperatorSettings) -> RayCluster
     reconciler = RayClusterReconciler(
         client,
         settings=settings,
-        clusters=InformerGroup(clusters),
-        pods=InformerGroup(pods),
-        services=InformerGroup(services),
-        secrets_=InformerGroup(secrets_),
+        clusters=ClusterInformerGroup(clusters),
+        pods=ClusterInformerGroup(pods),
+        services=ClusterInformerGroup(services),
+        secrets_=ClusterInformerGroup(secrets_),
         recorder=EventRecorder(client),
     )
     controller = Controller(
