@@ -60,8 +60,10 @@ class ApiServer:
         tokens: set[str] | None = None,
         anonymous: bool = True,
         bookmark_interval: float = 60.0,
+        kubelet_token: str = "",
     ) -> None:
         self.api = api
+        self.kubelet_token = kubelet_token  # presented to kubelets when proxying pods/log
         self.faults = faults
         self.tokens = tokens or set()
         self.anonymous = anonymous
@@ -471,7 +473,8 @@ class ApiServer:
 
     def _proxy(self, req: Request, url: str) -> None:
         try:
-            upstream = urllib.request.urlopen(url, timeout=3600)
+            headers = {"Authorization": f"Bearer {self.kubelet_token}"} if self.kubelet_token else {}
+            upstream = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=3600)
         except urllib.error.HTTPError as exc:
             text = exc.read().decode(errors="replace").strip()
             raise ApiError(

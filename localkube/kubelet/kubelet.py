@@ -52,7 +52,8 @@ class Kubelet:
         self._machine = read_machine()
         self._node_uid = ""
         self.runtime: Runtime = self._make_runtime()
-        self._logs = LogServer(self.runtime.log_source, self.settings.log_host, self.settings.log_port)
+        s = self.settings
+        self._logs = LogServer(self.runtime.log_source, s.log_host, s.log_port, s.log_token or None)
         self._known: set[str] = set()
         self._binder = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet-bind")
         self._binding: set[str] = set()
