@@ -146,6 +146,8 @@ def main(argv: list[str]) -> int:
     )
     if not cfg.kubeconfig.is_file():
         return _fail(EXIT_USAGE, f"--kubeconfig {cfg.kubeconfig}: no such file (run `localkube serve` first)")
+    if cfg.state_dir is not None and cfg.state_dir.exists() and not cfg.state_dir.is_dir():
+        return _fail(EXIT_USAGE, f"--state-dir {cfg.state_dir}: not a directory")
     try:
         token = log_token(cfg)
     except UsageError as exc:
