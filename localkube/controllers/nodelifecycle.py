@@ -41,15 +41,14 @@ class NodePatch:
 
 
 def parse_time(text: object) -> float | None:
-    """Seconds since the epoch of an RFC 3339 time (`...Z`, with or without fractional seconds)."""
+    """Seconds since the epoch of an RFC 3339 time (`Z` or an offset, fractional seconds optional)."""
     if not isinstance(text, str) or not text:
         return None
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def rfc3339(ts: float) -> str:
