@@ -260,7 +260,7 @@ def test_kubectl_get_events_sorted_by_last_timestamp(server: LocalKube, tmp_path
     core.create_namespace({"metadata": {"name": "ev"}})
     names = [f"ev-{i}" for i in range(8)]
     for i, name in enumerate(names):
-        stamp = f"2026-01-01T00:00:0{i}Z"
+        stamp = f"2026-01-01T00:00:0{7 - i}Z"  # created newest first: sorting must reorder them
         core.create_namespaced_event(
             "ev",
             {
@@ -279,7 +279,7 @@ def test_kubectl_get_events_sorted_by_last_timestamp(server: LocalKube, tmp_path
     assert "No resources found" not in out
     shown = [line for line in out.splitlines() if "Tested" in line]
     assert len(shown) == 8
-    assert [f"message {i}" in line for i, line in enumerate(shown)] == [True] * 8  # in lastTimestamp order
+    assert [f"message {7 - k}" in line for k, line in enumerate(shown)] == [True] * 8  # oldest first
     table = (
         _session(server)
         .get(
