@@ -137,10 +137,21 @@ def dns1035_label(path: str, value: str) -> list[Cause]:
     return out
 
 
+def path_segment(path: str, value: str) -> list[Cause]:
+    """RBAC object names: anything usable as one URL path segment (e.g. `system:controller:x`)."""
+    if value in (".", ".."):
+        return [invalid(path, value, f"may not be '{value}'")]
+    return [invalid(path, value, f"may not contain '{ch}'") for ch in ("/", "%") if ch in value]
+
+
 NameCheck = Callable[[str, str], list[Cause]]
 NAME_RULES: dict[str, NameCheck] = {
     "core/namespaces": dns1123_label,
     "core/services": dns1035_label,
+    "rbac.authorization.k8s.io/roles": path_segment,
+    "rbac.authorization.k8s.io/rolebindings": path_segment,
+    "rbac.authorization.k8s.io/clusterroles": path_segment,
+    "rbac.authorization.k8s.io/clusterrolebindings": path_segment,
 }
 
 

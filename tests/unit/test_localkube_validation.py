@@ -33,6 +33,10 @@ def test_names_follow_kube_rules_and_length_limits() -> None:
     )
     svc = _messages(v.name_causes("core/services", {"name": "1abc"}))
     assert svc == [f'metadata.name: Invalid value: "1abc": {v.DNS1035_MSG}']
+    assert v.name_causes("rbac.authorization.k8s.io/clusterroles", {"name": "system:controller:x"}) == []
+    assert _messages(v.name_causes("rbac.authorization.k8s.io/roles", {"name": "a/b"})) == [
+        "metadata.name: Invalid value: \"a/b\": may not contain '/'"
+    ]
     assert v.name_causes("core/pods", {})[0]["message"] == "Required value: name or generateName is required"
 
 
