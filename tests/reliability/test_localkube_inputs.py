@@ -434,3 +434,32 @@ def test_port_in_use_exits_1_with_one_line(tmp_path: Path) -> None:
         )
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_serve_restarts_a_sigkilled_kubelet_child_with_one_warning(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "localkube", "serve", "--http", "--port", "0", "--state-dir", str(tmp_path)]
+    cmd += ["--kubelet", "simulated", "--kubelet-ready-delay", "0.1", "--no-controllers"]
+    serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout is not None
+        assert serve.stdout.readline().startswith("localkube listening on ")
+        kubeconfig = serve.stdout.readline().split(": ", 1)[1].strip()
+        from kubernetes import config
+
+        core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+        _running_pod(core, "before")
+        first = wait_for(lambda: _kubelet_child(serve.pid), what="the kubelet child")
+        first.send_signal(signal.SIGKILL)
+        wait_for(
+            lambda: (c := _kubelet_child(serve.pid)) is not None and c.pid != first.pid,
+            timeout=60,
+            what="a new kubelet child",
+        )
+        _running_pod(core, "after")
+    finally:
+        serve.terminate()
+        _out, err = serve.communicate(timeout=60)
+    assert serve.returncode == 0
+    warnings = [line for line in err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, err
+    assert f"kubelet process {first.pid} ended (killed by signal 9); restarting it in" in warnings[0]
