@@ -27,6 +27,7 @@ from kubernetes.client.rest import ApiException
 
 from localkube.cluster import LocalKube
 from localkube.controllers.nodelifecycle import UNKNOWN_MESSAGE, UNKNOWN_REASON
+from localkube.kubelet.network import netns_supported, owner_alias, process_start
 from localkube.kubelet.node import micro_time
 from localkube.testing import running
 from tests.api.conftest import Kubectl
@@ -463,3 +464,40 @@ def test_serve_restarts_a_sigkilled_kubelet_child_with_one_warning(tmp_path: Pat
     warnings = [line for line in err.splitlines() if "WARNING" in line]
     assert len(warnings) == 1, err
     assert f"kubelet process {first.pid} ended (killed by signal 9); restarting it in" in warnings[0]
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return {line.split(": ", 2)[1].split("@")[0] for line in out.splitlines() if ": " in line}
+
+
+def _namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.mark.skipif(not netns_supported(), reason="needs root and `ip netns`")
+def test_process_kubelet_removes_only_leftovers_of_dead_localkube_runs() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ip = ["ip"]
+    # index 400+ stays clear of the bridges real runs on this machine pick (the first free index)
+    subprocess.run([*ip, "link", "add", "lkb400", "type", "bridge"], check=True)
+    subprocess.run([*ip, "link", "set", "lkb400", "alias", owner_alias(dead.pid, 1)], check=True)
+    subprocess.run([*ip, "netns", "add", "lk400-1"], check=True)
+    subprocess.run([*ip, "link", "add", "lkb401", "type", "bridge"], check=True)
+    me = os.getpid()
+    subprocess.run(
+        [*ip, "link", "set", "lkb401", "alias", owner_alias(me, process_start(me) or 0)], check=True
+    )
+    subprocess.run([*ip, "link", "add", "lkb402", "type", "bridge"], check=True)  # no owner: not ours
+    try:
+        with running(kubelet="process", kubelet_options={"network": "netns"}) as lk:
+            core = client.CoreV1Api(lk.api_client())
+            wait_for(lambda: core.list_node().items, what="the node")
+            assert "lkb400" not in _links() and "lk400-1" not in _namespaces()
+            assert {"lkb401", "lkb402"} <= _links()
+    finally:
+        for name in ("lkb400", "lkb401", "lkb402"):
+            subprocess.run([*ip, "link", "del", name], capture_output=True, check=False)
+        subprocess.run([*ip, "netns", "del", "lk400-1"], capture_output=True, check=False)
