@@ -403,6 +403,9 @@ class ApiServer:
         send_json(req, 200, obj)
 
     def _watch(self, req: Request, r: Route, lopts: ListOptions) -> None:
+        table = self._wants_table(req)
+        if table:
+            self._include_object(req)  # a bad value is a 400 before the stream starts
         stream = WatchStream(
             self.api,
             r.rt,
@@ -412,7 +415,6 @@ class ApiServer:
             alive=req.alive,
             drop_after=self.faults.watch_drop_after,
         )
-        table = self._wants_table(req)
         out = Chunked(req, "application/json")
         try:
             if table or r.view is not None:

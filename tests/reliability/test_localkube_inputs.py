@@ -293,6 +293,14 @@ def test_kubectl_get_events_sorted_by_last_timestamp(server: LocalKube, tmp_path
     )
     assert {row["object"]["kind"] for row in table["rows"]} == {"Event"}
     assert all("lastTimestamp" in row["object"] for row in table["rows"])
+    as_table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    url = server.url + "/api/v1/namespaces/ev/events"
+    bare = _session(server).get(url, params={"includeObject": "None"}, headers=as_table, timeout=30).json()
+    assert len(bare["rows"]) == 8 and all("object" not in row for row in bare["rows"])
+    default = _session(server).get(url, headers=as_table, timeout=30).json()
+    assert {row["object"]["kind"] for row in default["rows"]} == {"PartialObjectMetadata"}
+    bad = _session(server).get(url, params={"includeObject": "All"}, headers=as_table, timeout=30)
+    assert bad.status_code == 400
 
 
 def _kubelet_child(pid: int) -> psutil.Process | None:
