@@ -88,7 +88,7 @@ class Api:
     def check_decodes(rt: ResourceType, obj: Obj) -> None:
         """400 when a field of a built-in kind has the wrong JSON type (kube cannot decode such a body)."""
         if not rt.custom:
-            msg = validation_kinds.check_decode(rt.storage_key, rt.kind, obj)
+            msg = validation_kinds.check_decode(rt.storage_key, rt.kind, rt.api_version, obj)
             if msg is not None:
                 raise bad_request(msg)
 
@@ -245,7 +245,7 @@ class Api:
                     meta["name"] = m.generated_name(str(meta["generateName"]), self.rng)
                     if self.store.peek(rt.storage_key, meta.get("namespace", ""), meta["name"]) is None:
                         break
-            causes = validation.name_causes(rt.storage_key, meta) + m.label_causes(meta)
+            causes = validation.name_causes(rt.storage_key, meta) + validation.label_causes(meta)
             causes += kinds.owner_causes(meta)
             kinds.check(rt, obj, causes)
             meta["uid"] = m.new_uid()
@@ -399,7 +399,7 @@ class Api:
         if "managedFields" not in meta and "managedFields" in old_meta:
             meta["managedFields"] = old_meta["managedFields"]
         meta["resourceVersion"] = old_meta["resourceVersion"]
-        kinds.check(rt, new, m.label_causes(meta) + kinds.owner_causes(meta))
+        kinds.check(rt, new, validation.label_causes(meta) + kinds.owner_causes(meta))
         if "deletionTimestamp" in old_meta:
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:

@@ -28,10 +28,15 @@ DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN_FMT = DNS1123_LABEL_FMT + r"(\." + DNS1123_LABEL_FMT + ")*"
 DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
+QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+LABEL_VALUE_FMT = f"({QUALIFIED_NAME_FMT})?"
+MAX_ANNOTATION_BYTES = 256 * 1024
 _LABEL = re.compile(f"^{DNS1123_LABEL_FMT}$")
 _SUBDOMAIN = re.compile(f"^{DNS1123_SUBDOMAIN_FMT}$")
 _DNS1035 = re.compile(f"^{DNS1035_LABEL_FMT}$")
 _CONFIG_KEY = re.compile(f"^{CONFIG_KEY_FMT}$")
+_QUALIFIED_NAME = re.compile(f"^{QUALIFIED_NAME_FMT}$")
+_LABEL_VALUE = re.compile(f"^{LABEL_VALUE_FMT}$")
 _PORT_NAME_CHARS = re.compile("^[-a-z0-9]+$")
 _PORT_NAME_LETTER = re.compile("[a-z]")
 MAX_CONFIG_BYTES = 1024 * 1024  # ConfigMap and Secret data (kube's MaxSecretSize)
@@ -86,6 +91,24 @@ CONFIG_KEY_MSG = _regex_error(
 )
 
 
+QUALIFIED_NAME_MSG = _regex_error(
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+    "character",
+    QUALIFIED_NAME_FMT,
+    "MyName",
+    "my.name",
+    "123-abc",
+)
+LABEL_VALUE_MSG = _regex_error(
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+    "start and end with an alphanumeric character",
+    LABEL_VALUE_FMT,
+    "MyValue",
+    "my_value",
+    "12345",
+)
+
+
 def invalid(path: str, value: Any, msg: str) -> Cause:
     return cause("FieldValueInvalid", path, f"Invalid value: {show(value)}: {msg}")
 
@@ -119,13 +142,17 @@ def dns1123_label(path: str, value: str) -> list[Cause]:
     return out
 
 
-def dns1123_subdomain(path: str, value: str) -> list[Cause]:
+def subdomain_problems(value: str) -> list[str]:
     out = []
     if len(value) > 253:
-        out.append(invalid(path, value, "must be no more than 253 characters"))
+        out.append("must be no more than 253 characters")
     if not _SUBDOMAIN.match(value):
-        out.append(invalid(path, value, SUBDOMAIN_MSG))
+        out.append(SUBDOMAIN_MSG)
     return out
+
+
+def dns1123_subdomain(path: str, value: str) -> list[Cause]:
+    return [invalid(path, value, msg) for msg in subdomain_problems(value)]
 
 
 def dns1035_label(path: str, value: str) -> list[Cause]:
@@ -162,6 +189,50 @@ def name_causes(storage_key: str, meta: dict[str, Any]) -> list[Cause]:
         return [required("metadata.name", "name or generateName is required")]
     check = NAME_RULES.get(storage_key, dns1123_subdomain)
     return check("metadata.name", str(name))
+
+
+def qualified_name(value: str) -> list[str]:
+    """Problems of a label or annotation key (`[prefix/]name`), in kube's words."""
+    parts = value.split("/")
+    if len(parts) > 2:
+        return [
+            "a qualified name " + QUALIFIED_NAME_MSG + " with an optional DNS subdomain prefix and '/' (e.g. "
+            "'example.com/MyName')"
+        ]
+    errs = []
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            errs += ["prefix part " + msg for msg in subdomain_problems(prefix)]
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > 63:
+        errs.append("name part must be no more than 63 characters")
+    if not _QUALIFIED_NAME.match(name):
+        errs.append("name part " + QUALIFIED_NAME_MSG)
+    return errs
+
+
+def label_causes(meta: dict[str, Any]) -> list[Cause]:
+    """metadata.labels and metadata.annotations as kube validates them (keys, values, annotation size)."""
+    out: list[Cause] = []
+    for key, raw in sorted((meta.get("labels") or {}).items()):
+        out += [invalid("metadata.labels", key, msg) for msg in qualified_name(str(key))]
+        value = str(raw)
+        if len(value) > 63:
+            out.append(invalid("metadata.labels", value, "must be no more than 63 characters"))
+        if not _LABEL_VALUE.match(value):
+            out.append(invalid("metadata.labels", value, LABEL_VALUE_MSG))
+    annotations = meta.get("annotations") or {}
+    for key in sorted(annotations):
+        out += [invalid("metadata.annotations", key, msg) for msg in qualified_name(str(key).lower())]
+    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+    if size > MAX_ANNOTATION_BYTES:
+        out.append(too_long("metadata.annotations", MAX_ANNOTATION_BYTES))
+    return out
 
 
 def config_key(path: str, key: str) -> list[Cause]:

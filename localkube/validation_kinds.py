@@ -61,90 +61,60 @@ _POD_SPEC = Struct(
         "activeDeadlineSeconds": "int64",
     },
 )
-TYPES: dict[str, tuple[str, Struct]] = {
-    "core/pods": ("v1", Struct("Pod", {"spec": _POD_SPEC})),
-    "core/configmaps": (
-        "v1",
-        Struct("ConfigMap", {"data": _STRING_MAP, "binaryData": MapOf(Base64(), "map[string][]uint8")}),
-    ),
-    "core/secrets": (
-        "v1",
-        Struct(
-            "Secret",
-            {"data": MapOf(Base64(), "map[string][]uint8"), "stringData": _STRING_MAP, "type": "string"},
-        ),
-    ),
-    "core/services": (
-        "v1",
-        Struct(
-            "Service",
-            {
-                "spec": Struct(
-                    "ServiceSpec",
-                    {
-                        "type": "string",
-                        "clusterIP": "string",
-                        "selector": _STRING_MAP,
-                        "ports": ListOf(
-                            Struct(
-                                "ServicePort",
-                                {
-                                    "name": "string",
-                                    "protocol": "string",
-                                    "port": "int32",
-                                    "nodePort": "int32",
-                                },
-                            ),
-                            "[]v1.ServicePort",
-                        ),
-                    },
-                )
-            },
-        ),
-    ),
-    "batch/jobs": (
-        "batch/v1",
-        Struct(
-            "Job",
-            {
-                "spec": Struct(
-                    "JobSpec",
-                    {
-                        "parallelism": "int32",
-                        "completions": "int32",
-                        "backoffLimit": "int32",
-                        "activeDeadlineSeconds": "int64",
-                        "template": Struct("PodTemplateSpec", {"spec": _POD_SPEC}),
-                    },
-                )
-            },
-        ),
-    ),
-    "coordination.k8s.io/leases": (
-        "coordination.k8s.io/v1",
-        Struct(
-            "Lease",
-            {
-                "spec": Struct(
-                    "LeaseSpec",
-                    {
-                        "holderIdentity": "string",
-                        "leaseDurationSeconds": "int32",
-                        "leaseTransitions": "int32",
-                    },
-                )
-            },
-        ),
-    ),
+_SERVICE_PORT = Struct(
+    "ServicePort", {"name": "string", "protocol": "string", "port": "int32", "nodePort": "int32"}
+)
+_SERVICE_SPEC = Struct(
+    "ServiceSpec",
+    {
+        "type": "string",
+        "clusterIP": "string",
+        "selector": _STRING_MAP,
+        "ports": ListOf(_SERVICE_PORT, "[]v1.ServicePort"),
+    },
+)
+_JOB_SPEC = Struct(
+    "JobSpec",
+    {
+        "parallelism": "int32",
+        "completions": "int32",
+        "backoffLimit": "int32",
+        "activeDeadlineSeconds": "int64",
+        "template": Struct("PodTemplateSpec", {"spec": _POD_SPEC}),
+    },
+)
+_LEASE_SPEC = Struct(
+    "LeaseSpec", {"holderIdentity": "string", "leaseDurationSeconds": "int32", "leaseTransitions": "int32"}
+)
+_BYTES_MAP = MapOf(Base64(), "map[string][]uint8")
+# the typed fields of each kind beyond metadata (the Go struct name is the kind)
+TYPES: dict[str, dict[str, Any]] = {
+    "core/pods": {"spec": _POD_SPEC},
+    "core/configmaps": {"data": _STRING_MAP, "binaryData": _BYTES_MAP},
+    "core/secrets": {"data": _BYTES_MAP, "stringData": _STRING_MAP, "type": "string"},
+    "core/services": {"spec": _SERVICE_SPEC},
+    "batch/jobs": {"spec": _JOB_SPEC},
+    "coordination.k8s.io/leases": {"spec": _LEASE_SPEC},
 }
 
 
-def check_decode(storage_key: str, kind: str, obj: Any) -> str | None:
-    """The 400 message when a field of `obj` has the wrong JSON type (None when it decodes)."""
-    entry = TYPES.get(storage_key)
-    if entry is None:
-        return None
-    return v.decode_error(kind, entry[0], entry[1], obj)
+_META = Struct(
+    "ObjectMeta",
+    {
+        "name": "string",
+        "generateName": "string",
+        "labels": _STRING_MAP,
+        "annotations": _STRING_MAP,
+        "finalizers": _STRINGS,
+    },
+)
+
+
+def check_decode(storage_key: str, kind: str, api_version: str, obj: Any) -> str | None:
+    """The 400 message when a field of `obj` has the wrong JSON type (None when it decodes); metadata is
+    checked for every kind, the rest per `TYPES`."""
+    fields = TYPES.get(storage_key, {})
+    return v.decode_error(kind, api_version, Struct(kind, {"metadata": _META, **fields}), obj)
 
 
 # -- values (422) ------------------------------------------------------------------------------------------

@@ -185,11 +185,42 @@ def test_job_lease_ingress_rules() -> None:
     ],
 )
 def test_ill_typed_fields_are_decode_errors(key: str, kind: str, obj: Any, message: str) -> None:
-    assert vk.check_decode(key, kind, obj) == message
+    version = "batch/v1" if key == "batch/jobs" else "v1"
+    assert vk.check_decode(key, kind, version, obj) == message
 
 
 def test_well_typed_objects_decode() -> None:
     pod = _pod(containers=[{"name": "c", "image": "i", "command": ["a"], "ports": [{"containerPort": 1}]}])
-    assert vk.check_decode("core/pods", "Pod", pod) is None
-    assert vk.check_decode("core/configmaps", "ConfigMap", {"data": {"a": "b"}, "binaryData": None}) is None
-    assert vk.check_decode("core/namespaces", "Namespace", {"spec": 5}) is None  # no type table: not checked
+    assert vk.check_decode("core/pods", "Pod", "v1", pod) is None
+    assert (
+        vk.check_decode("core/configmaps", "ConfigMap", "v1", {"data": {"a": "b"}, "binaryData": None})
+        is None
+    )
+    assert vk.check_decode("core/namespaces", "Namespace", "v1", {"spec": 5}) is None  # only metadata checked
+    assert vk.check_decode("core/namespaces", "Namespace", "v1", {"metadata": {"labels": {"a": 1}}}) == (
+        'Namespace in version "v1" cannot be handled as a Namespace: json: cannot unmarshal number into Go '
+        "struct field ObjectMeta.metadata.labels of type string"
+    )
+
+
+def test_labels_and_annotations_as_kube_validates_them() -> None:
+    ok = {"labels": {"app.kubernetes.io/name": "x", "e": ""}, "annotations": {"Example.com/B": "1"}}
+    assert v.label_causes(ok) == []  # annotation keys are checked lower-cased
+    assert _messages(v.label_causes({"annotations": {"/b": "1"}})) == [
+        'metadata.annotations: Invalid value: "/b": prefix part must be non-empty'
+    ]
+    long = "v" * 64
+    assert _messages(v.label_causes({"labels": {"k": long}})) == [
+        f'metadata.labels: Invalid value: "{long}": must be no more than 63 characters'
+    ]
+    assert _messages(v.label_causes({"labels": {"bad key": "-x"}})) == [
+        f'metadata.labels: Invalid value: "bad key": name part {v.QUALIFIED_NAME_MSG}',
+        f'metadata.labels: Invalid value: "-x": {v.LABEL_VALUE_MSG}',
+    ]
+    assert _messages(v.label_causes({"labels": {"a/b/c": "x"}}))[0].startswith(
+        'metadata.labels: Invalid value: "a/b/c": a qualified name must consist of'
+    )
+    big = {"annotations": {"k": "x" * v.MAX_ANNOTATION_BYTES}}
+    assert _messages(v.label_causes(big)) == [
+        "metadata.annotations: Too long: may not be more than 262144 bytes"
+    ]
