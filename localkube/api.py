@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from localkube import builtins as kinds
 from localkube import meta as m
+from localkube import validation, validation_kinds
 from localkube.errors import ApiError, bad_request, cause, conflict, invalid, not_found
 from localkube.options import ListOptions, WriteOptions
 from localkube.registry import Registry, ResourceType, types_from_crd
@@ -82,6 +83,14 @@ class Api:
             raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
         if not isinstance(body.get("metadata", {}), dict):
             raise bad_request("metadata must be an object")
+
+    @staticmethod
+    def check_decodes(rt: ResourceType, obj: Obj) -> None:
+        """400 when a field of a built-in kind has the wrong JSON type (kube cannot decode such a body)."""
+        if not rt.custom:
+            msg = validation_kinds.check_decode(rt.storage_key, rt.kind, rt.api_version, obj)
+            if msg is not None:
+                raise bad_request(msg)
 
     def _fix_namespace(self, rt: ResourceType, meta: Obj, ns: str) -> None:
         if rt.namespaced:
@@ -213,6 +222,7 @@ class Api:
     # -- create --------------------------------------------------------------------------------------------
     def create(self, rt: ResourceType, ns: str, body: Obj, opts: WriteOptions) -> Result:
         self.check_body_type(rt, body)
+        self.check_decodes(rt, body)
         obj = self.stamp(rt, clone(body))
         meta = obj.setdefault("metadata", {})
         self._fix_namespace(rt, meta, ns)
@@ -235,8 +245,7 @@ class Api:
                     meta["name"] = m.generated_name(str(meta["generateName"]), self.rng)
                     if self.store.peek(rt.storage_key, meta.get("namespace", ""), meta["name"]) is None:
                         break
-            label_name = rt.plural in ("namespaces", "services") and not rt.group
-            causes = m.name_causes(str(meta.get("name") or ""), label_name) + m.label_causes(meta)
+            causes = validation.name_causes(rt.storage_key, meta) + validation.label_causes(meta)
             causes += kinds.owner_causes(meta)
             kinds.check(rt, obj, causes)
             meta["uid"] = m.new_uid()
@@ -292,7 +301,7 @@ class Api:
             obj.pop("status", None)
         if key == "core/pods":
             kinds.pod_defaults(obj)
-            kinds.check(rt, obj, kinds.pod_causes(obj))
+            kinds.check(rt, obj, validation_kinds.causes(key, obj))
             obj["status"] = {"phase": "Pending", "qosClass": kinds._qos(obj["spec"])}
         elif key == "core/services":
             services, _ = self.store.items("core/services")
@@ -310,6 +319,8 @@ class Api:
 
             kinds.check(rt, obj, kinds.crd_causes(obj, sch.structural_errors))
             kinds.crd_status(obj, self.now())
+        if key != "core/pods":
+            kinds.check(rt, obj, validation_kinds.causes(key, obj))
         return []
 
     # -- update (PUT) --------------------------------------------------------------------------------------
@@ -371,6 +382,7 @@ class Api:
     def _write_update(
         self, rt: ResourceType, old: Obj, new: Obj, opts: WriteOptions, subresource: str | None
     ) -> Result:
+        self.check_decodes(rt, new)
         new = self._merge_sub(rt, old, new, subresource)
         meta, old_meta = new["metadata"], old["metadata"]
         for key in (
@@ -387,7 +399,7 @@ class Api:
         if "managedFields" not in meta and "managedFields" in old_meta:
             meta["managedFields"] = old_meta["managedFields"]
         meta["resourceVersion"] = old_meta["resourceVersion"]
-        kinds.check(rt, new, m.label_causes(meta) + kinds.owner_causes(meta))
+        kinds.check(rt, new, validation.label_causes(meta) + kinds.owner_causes(meta))
         if "deletionTimestamp" in old_meta:
             added = set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:
@@ -472,6 +484,7 @@ class Api:
 
             kinds.check(rt, new, kinds.crd_causes(new, sch.structural_errors))
             kinds.crd_status(new, self.now())
+        kinds.check(rt, new, validation_kinds.causes(key, new))
         return []
 
     @staticmethod

@@ -56,36 +56,6 @@ def pod_defaults(pod: Obj) -> None:
             ctr.setdefault("resources", {})
 
 
-def pod_causes(pod: Obj) -> list[dict[str, str]]:
-    spec = pod.get("spec") or {}
-    out: list[dict[str, str]] = []
-    ctrs = spec.get("containers") or []
-    if not ctrs:
-        out.append(cause("FieldValueRequired", "spec.containers", "Required value"))
-    seen: set[str] = set()
-    for i, ctr in enumerate(ctrs + (spec.get("initContainers") or [])):
-        name = ctr.get("name")
-        if not name:
-            out.append(cause("FieldValueRequired", f"spec.containers[{i}].name", "Required value"))
-        elif name in seen:
-            out.append(
-                cause("FieldValueDuplicate", f"spec.containers[{i}].name", f'Duplicate value: "{name}"')
-            )
-        seen.add(str(name))
-        if not ctr.get("image"):
-            out.append(cause("FieldValueRequired", f"spec.containers[{i}].image", "Required value"))
-    policy = spec.get("restartPolicy")
-    if policy not in ("Always", "OnFailure", "Never"):
-        out.append(
-            cause(
-                "FieldValueNotSupported",
-                "spec.restartPolicy",
-                f'Unsupported value: "{policy}": supported values: "Always", "OnFailure", "Never"',
-            )
-        )
-    return out
-
-
 def _mutable_view(spec: Obj) -> Obj:
     view = dict(spec)
     for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):

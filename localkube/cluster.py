@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import secrets
 import shutil
@@ -55,6 +56,7 @@ class Settings:
     )
     seed: int | None = None
     faults: Faults = field(default_factory=Faults)
+    node_monitor_grace: float = 40.0  # a Node whose Lease is older than this becomes Ready=Unknown
 
 
 INTERNAL_QPS: dict[str, Any] = {"qps": 1000.0, "burst": 2000}
@@ -76,6 +78,7 @@ class LocalKube:
         self._thread: threading.Thread | None = None
         self._parts: list[Any] = []
         self._stopping = threading.Event()
+        self.kubelet_token = new_token()  # the API server presents it to kubelets when proxying pods/log
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> LocalKube:
@@ -100,6 +103,7 @@ class LocalKube:
             tokens=tokens or None,
             anonymous=anonymous,
             bookmark_interval=s.bookmark_interval,
+            kubelet_token=self.kubelet_token,
         )
         ctx = None
         ca_pem = None
@@ -113,6 +117,7 @@ class LocalKube:
         app.address = f"{s.host}:{port}"
         self.url = f"{'https' if s.https else 'http'}://{s.host}:{port}"
         tls.write_kubeconfig(self.kubeconfig, self.url, s.token, ca_pem)
+        self._write_kubelet_token()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -124,6 +129,15 @@ class LocalKube:
         log.debug("localkube listening on %s", self.url)
         self._start_parts()
         return self
+
+    def _write_kubelet_token(self) -> None:
+        """`<kubeconfig dir>/kubelet-token` (mode 0600): what a kubelet run on its own (`rayside localkube
+        kubelet`) requires of log requests, so the API server can proxy pods/log to it."""
+        path = self.kubeconfig.parent / "kubelet-token"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.kubelet_token + "\n")
 
     def _bootstrap(self) -> None:
         assert self.api is not None
@@ -173,11 +187,15 @@ class LocalKube:
             from localkube.controllers import Controllers  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
             self._parts.append(Controllers(self._internal_client(), **s.controller_options))
+            from localkube.controllers.nodelifecycle import NodeLifecycle
+
+            self._parts.append(NodeLifecycle(self._internal_client(), grace=s.node_monitor_grace))
         if s.kubelet and s.kubelet_process:
             from localkube.kubelet.child import KubeletProcess, kubelet_command
+            from localkube.kubelet.logs import TOKEN_ENV
 
             cmd = kubelet_command(self.kubeconfig, s.kubelet, self.state_dir / "kubelet", s.kubelet_options)
-            self._parts.append(KubeletProcess(cmd))
+            self._parts.append(KubeletProcess(cmd, env={**os.environ, TOKEN_ENV: self.kubelet_token}))
         elif s.kubelet:
             from localkube.kubelet import Kubelet  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
@@ -186,7 +204,7 @@ class LocalKube:
                     self._internal_client(),
                     mode=s.kubelet,
                     state_dir=self.state_dir / "kubelet",
-                    **s.kubelet_options,
+                    **{"log_token": self.kubelet_token, **s.kubelet_options},
                 )
             )
         for part in self._parts:

@@ -22,7 +22,10 @@ from localkube import fastjson
 from localkube.errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
-MAX_BODY = 64 * 1024 * 1024
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit (3 MiB)
+MAX_DRAIN = 256 * 1024 * 1024  # a refused body up to this size is read (the client then gets the 413)
+MAX_HEADER_BYTES = 1 << 20  # the request line and headers together (Go's http.DefaultMaxHeaderBytes)
+MAX_HEADERS = 100
 _date_cache: list[tuple[int, str]] = [(0, "")]
 
 
@@ -72,6 +75,8 @@ class Request:
             if ctype in ("application/yaml", "application/apply-patch+yaml"):
                 return yaml.safe_load(self.body)
             return fastjson.loads(self.body)
+        except RecursionError:
+            raise bad_request("couldn't decode the request body: exceeded max depth") from None
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"couldn't decode the request body: {str(exc).splitlines()[0]}") from None
 
@@ -166,11 +171,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._stdlib_parse()
         if words[1].startswith("//"):
             return self._stdlib_parse()
+        self.requestline = " ".join(words)  # set before the headers: an error answer logs them
+        self.command, self.path, self.request_version = words
         headers = self._read_headers()
         if headers is None:
             return False
-        self.requestline = " ".join(words)
-        self.command, self.path, self.request_version = words
         self.lk_headers = headers
         conn = headers.get("connection", "").lower()
         self.close_connection = conn == "close" or (words[2] == "HTTP/1.0" and conn != "keep-alive")
@@ -182,24 +187,45 @@ class Handler(BaseHTTPRequestHandler):
     def _stdlib_parse(self) -> bool:
         ok = super().parse_request()
         if ok:
+            size = sum(len(k) + len(v) + 4 for k, v in self.headers.items()) + len(self.raw_requestline)
+            if size > MAX_HEADER_BYTES:
+                self._refuse_headers("Request Header Fields Too Large")
+                return False
             self.lk_headers = {k.lower(): v for k, v in self.headers.items()}
         return ok
 
     def _read_headers(self) -> dict[str, str] | None:
         headers: dict[str, str] = {}
-        for _ in range(101):
+        total = len(self.raw_requestline)
+        for _ in range(MAX_HEADERS + 1):
             line = self.rfile.readline(65537)
             if line in (b"\r\n", b"\n", b""):
                 return headers
+            total += len(line)
             name, sep, value = line.decode("iso-8859-1").partition(":")
-            if len(line) > 65536 or not sep or name != name.strip() or not name:
+            if len(line) > 65536 or total > MAX_HEADER_BYTES:
+                self._refuse_headers("Request Header Fields Too Large")
+                return None
+            if not sep or name != name.strip() or not name:
                 self.request_version = "HTTP/1.1"  # answer malformed headers like the stdlib: 4xx, close
-                self.send_error(431 if len(line) > 65536 else 400, "Bad header line")
+                self.send_error(400, "Bad header line")
                 return None
             headers[name.lower()] = value.strip()
-        self.request_version = "HTTP/1.1"
-        self.send_error(431, "Too many headers")
+        self._refuse_headers("Too many headers")
         return None
+
+    def _refuse_headers(self, why: str) -> None:
+        """431, as Go's server answers a header block over its limits; the connection is closed. The rest of
+        the header block is read first (bounded), so the client reads the answer instead of a reset."""
+        left = MAX_DRAIN
+        while left > 0:
+            line = self.rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            left -= len(line)
+        self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        self.send_error(431, why)
 
     def log_message(self, format: str, *args: Any) -> None:
         if log.isEnabledFor(logging.DEBUG):  # formatting every request line is not free
@@ -230,41 +256,72 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
-        if "chunked" in self.lk_headers.get("transfer-encoding", "").lower():
-            body = self._read_chunked()
-        else:
-            length = int(self.lk_headers.get("content-length") or 0)
-            if length > MAX_BODY:
-                self.send_error(413)
-                return
-            body = self.rfile.read(length) if length else b""
         req = Request(
             method=self.command,
             path=parts.path,
             query=parse_qs(parts.query, keep_blank_values=True),
             headers=self.lk_headers,
-            body=body,
+            body=b"",
             handler=self,
             segments=[s for s in parts.path.split("/") if s],
         )
+        try:
+            if "chunked" in self.lk_headers.get("transfer-encoding", "").lower():
+                req.body = self._read_chunked()
+            else:
+                req.body = self._read_length(self.lk_headers.get("content-length") or "0")
+        except ApiError as exc:
+            self.close_connection = True  # the rest of the body (if any) is not read
+            send_error(req, exc)
+            return
         self.server.app.handle(req)
+
+    def _read_length(self, text: str) -> bytes:
+        try:
+            length = int(text)
+        except ValueError:
+            raise bad_request(f"invalid Content-Length: {text!r}") from None
+        if length < 0:
+            raise bad_request(f"invalid Content-Length: {text!r}")
+        if length > MAX_BODY:
+            self._drain(length)
+            raise too_large()
+        return self.rfile.read(length) if length else b""
+
+    def _drain(self, length: int) -> None:
+        """Read and drop a refused body (up to MAX_DRAIN): the client then reads the 413, not a reset."""
+        left = min(length, MAX_DRAIN)
+        while left > 0:
+            data = self.rfile.read(min(left, 1 << 20))
+            if not data:
+                return
+            left -= len(data)
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            line = self.rfile.readline(1024).split(b";")[0].strip() or b"0"
+            try:
+                size = int(line, 16)
+            except ValueError:
+                raise bad_request("invalid chunked request body") from None
             if size == 0:
-                while self.rfile.readline().strip():  # trailers
+                while self.rfile.readline(65537).strip():  # trailers
                     pass
                 return b"".join(chunks)
             total += size
             if total > MAX_BODY:
-                raise ValueError("request body too large")
+                raise too_large()
             chunks.append(self.rfile.read(size))
-            self.rfile.readline()
+            self.rfile.readline(1024)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+
+def too_large() -> ApiError:
+    """413 as kube-apiserver answers a body over its limit."""
+    return ApiError(413, f"Request entity too large: limit is {MAX_BODY}", reason="RequestEntityTooLarge")
 
 
 def send_json(

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 NOT_FOUND = "the server could not find the requested resource"
 HEALTH = {"healthz", "livez", "readyz"}
 PUBLIC = {"healthz", "livez", "readyz", "version"}  # like system:public-info-viewer
+INCLUDE_OBJECT = ("None", "Metadata", "Object")
 
 
 def _json_line(event: dict[str, Any]) -> bytes:
@@ -59,8 +60,10 @@ class ApiServer:
         tokens: set[str] | None = None,
         anonymous: bool = True,
         bookmark_interval: float = 60.0,
+        kubelet_token: str = "",
     ) -> None:
         self.api = api
+        self.kubelet_token = kubelet_token  # presented to kubelets when proxying pods/log
         self.faults = faults
         self.tokens = tokens or set()
         self.anonymous = anonymous
@@ -75,6 +78,8 @@ class ApiServer:
             send_error(req, exc)
         except (BrokenPipeError, ConnectionResetError):
             log.debug("client went away: %s %s", req.method, req.path)
+        except RecursionError:  # a body nested deeper than any processing step can walk: the client's fault
+            send_error(req, bad_request("the object is nested too deeply: exceeded max depth"))
         except Exception as exc:  # a server bug must still answer with a Status
             log.exception("internal error on %s %s", req.method, req.path)
             send_error(req, ApiError(500, f"internal error: {type(exc).__name__}: {exc}"))
@@ -337,11 +342,25 @@ class ApiServer:
             return False
         return True
 
-    def _table(self, r: Route, objs: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _include_object(req: Request) -> str:
+        """The `includeObject` query parameter (kubectl --sort-by sends `Object`); kube's default Metadata."""
+        value = (req.query.get("includeObject") or ["Metadata"])[0] or "Metadata"
+        if value not in INCLUDE_OBJECT:
+            raise bad_request(
+                f'Invalid value: "{value}": includeObject: supported values: "None", "Metadata", "Object"'
+            )
+        return value
+
+    def _table(
+        self, req: Request, r: Route, objs: list[dict[str, Any]], meta: dict[str, Any]
+    ) -> dict[str, Any]:
         from localkube.table import table_for  # type: ignore[import-not-found,unused-ignore]
 
         cols = list(r.rt.printer_columns) if r.rt.printer_columns is not None else None
-        table: dict[str, Any] = table_for(objs, r.rt.kind, cols, meta)
+        table: dict[str, Any] = table_for(
+            objs, r.shown.kind, cols, meta, include_object=self._include_object(req)
+        )
         return table
 
     def _get(self, req: Request, r: Route, lopts: ListOptions | None) -> None:
@@ -354,7 +373,7 @@ class ApiServer:
             items, meta = self.api.list_objects(r.rt, r.ns, lopts)
             items = [self._present(r, i) for i in items]
             if self._wants_table(req):
-                send_json(req, 200, self._table(r, items, meta))
+                send_json(req, 200, self._table(req, r, items, meta))
                 return
             send_json(
                 req,
@@ -376,12 +395,17 @@ class ApiServer:
         obj = self._present(r, self.api.get(r.rt, ns, r.name))
         if self._wants_table(req) and r.sub is None:
             send_json(
-                req, 200, self._table(r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
+                req,
+                200,
+                self._table(req, r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]}),
             )
             return
         send_json(req, 200, obj)
 
     def _watch(self, req: Request, r: Route, lopts: ListOptions) -> None:
+        table = self._wants_table(req)
+        if table:
+            self._include_object(req)  # a bad value is a 400 before the stream starts
         stream = WatchStream(
             self.api,
             r.rt,
@@ -391,11 +415,10 @@ class ApiServer:
             alive=req.alive,
             drop_after=self.faults.watch_drop_after,
         )
-        table = self._wants_table(req)
         out = Chunked(req, "application/json")
         try:
             if table or r.view is not None:
-                for line in self._watch_lines(r, stream, table):
+                for line in self._watch_lines(req, r, stream, table):
                     out.write(line)
             else:  # plain JSON: each event is encoded once for all watchers
                 for line in stream.lines(_json_line):
@@ -408,7 +431,7 @@ class ApiServer:
             log.exception("watch on %s failed", req.path)
         req.handler.close_connection = True  # the body was cut short: the connection cannot be reused
 
-    def _watch_lines(self, r: Route, stream: WatchStream, table: bool) -> Iterator[bytes]:
+    def _watch_lines(self, req: Request, r: Route, stream: WatchStream, table: bool) -> Iterator[bytes]:
         """Watch events through a view (events.k8s.io) and/or as Table rows (kubectl get -w)."""
         for event in stream:
             if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
@@ -416,7 +439,7 @@ class ApiServer:
                 continue
             obj = self._present(r, event["object"])
             if table:
-                obj = self._table(r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
+                obj = self._table(req, r, [obj], {"resourceVersion": obj["metadata"]["resourceVersion"]})
             yield _json_line({"type": event["type"], "object": obj})
 
     def _logs(self, req: Request, r: Route) -> None:
@@ -452,7 +475,8 @@ class ApiServer:
 
     def _proxy(self, req: Request, url: str) -> None:
         try:
-            upstream = urllib.request.urlopen(url, timeout=3600)
+            headers = {"Authorization": f"Bearer {self.kubelet_token}"} if self.kubelet_token else {}
+            upstream = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=3600)
         except urllib.error.HTTPError as exc:
             text = exc.read().decode(errors="replace").strip()
             raise ApiError(

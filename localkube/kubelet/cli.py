@@ -55,9 +55,14 @@ class CliSettings:
     state_dir: Path | None
     verbose: bool
     exit_with_parent: bool
+    log_token_file: Path | None = None
 
     def kubelet_options(self) -> dict[str, Any]:
         return {} if self.ready_delay is None else {"ready_delay": self.ready_delay}
+
+    def token_file(self) -> Path:
+        """Where the log endpoint's token is read from: --log-token-file, else next to the kubeconfig."""
+        return self.log_token_file or self.kubeconfig.parent / "kubelet-token"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", default="2000", help="client request burst (default 2000)")
     p.add_argument(
         "--state-dir", type=Path, default=None, help="pod state and logs (default: a temporary directory)"
+    )
+    p.add_argument(
+        "--log-token-file",
+        type=Path,
+        default=None,
+        help="bearer token the API server presents for logs (default: kubelet-token next to the kubeconfig)",
     )
     p.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -115,6 +126,7 @@ def parse_settings(argv: list[str]) -> CliSettings:
         state_dir=args.state_dir,
         verbose=bool(args.verbose),
         exit_with_parent=bool(args.exit_with_parent),
+        log_token_file=args.log_token_file,
     )
 
 
@@ -134,6 +146,12 @@ def main(argv: list[str]) -> int:
     )
     if not cfg.kubeconfig.is_file():
         return _fail(EXIT_USAGE, f"--kubeconfig {cfg.kubeconfig}: no such file (run `localkube serve` first)")
+    if cfg.state_dir is not None and cfg.state_dir.exists() and not cfg.state_dir.is_dir():
+        return _fail(EXIT_USAGE, f"--state-dir {cfg.state_dir}: not a directory")
+    try:
+        token = log_token(cfg)
+    except UsageError as exc:
+        return _fail(EXIT_USAGE, str(exc))
     done = threading.Event()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -145,13 +163,32 @@ def main(argv: list[str]) -> int:
     own_state = cfg.state_dir is None
     state_dir = cfg.state_dir or Path(tempfile.mkdtemp(prefix="localkube-kubelet-"))
     try:
-        return _run(cfg, state_dir, done)
+        return _run(cfg, state_dir, done, token)
     finally:
         if own_state:
             shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def _run(cfg: CliSettings, state_dir: Path, done: threading.Event) -> int:
+def log_token(cfg: CliSettings) -> str:
+    """The token the log endpoint requires: `$LOCALKUBE_KUBELET_TOKEN` (a child of `localkube serve`), else
+    the token file ("" when there is none: then no one can read logs through this kubelet)."""
+    from localkube.kubelet.logs import TOKEN_ENV
+
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV]
+    path = cfg.token_file()
+    if cfg.log_token_file is None and not path.exists():
+        return ""
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise UsageError(f"--log-token-file {path}: cannot read ({exc.strerror})") from None
+    if not token:
+        raise UsageError(f"--log-token-file {path}: the file is empty")
+    return token
+
+
+def _run(cfg: CliSettings, state_dir: Path, done: threading.Event, token: str) -> int:
     from localkube.kubelet import Kubelet, SettingsError
     from rayside.kubeclient import KubeClient, KubeError
 
@@ -165,7 +202,12 @@ def _run(cfg: CliSettings, state_dir: Path, done: threading.Event) -> int:
         client.session.trust_env = False
     try:
         kubelet = Kubelet(
-            client, mode=cfg.mode, state_dir=state_dir, node_name=cfg.node_name, **cfg.kubelet_options()
+            client,
+            mode=cfg.mode,
+            state_dir=state_dir,
+            node_name=cfg.node_name,
+            log_token=token,
+            **cfg.kubelet_options(),
         )
     except SettingsError as exc:
         return _fail(EXIT_USAGE, str(exc))

@@ -56,7 +56,8 @@ class Kubelet:
         self._machine = read_machine()
         self._node_uid = ""
         self.runtime: Runtime = self._make_runtime()
-        self._logs = LogServer(self.runtime.log_source, self.settings.log_host, self.settings.log_port)
+        s = self.settings
+        self._logs = LogServer(self.runtime.log_source, s.log_host, s.log_port, s.log_token or None)
         self._binder = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet-bind")
         self._binding: set[str] = set()
         self._binding_lock = threading.Lock()

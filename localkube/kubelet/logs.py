@@ -1,5 +1,9 @@
 """Container log files and the kubelet's HTTP log endpoint (`GET /containerLogs/{ns}/{pod}/{container}`).
 
+The endpoint answers only the API server: every request (but `/healthz`) must carry
+`Authorization: Bearer <token>` with the token the API server uses when it proxies `pods/{name}/log`
+(401 without credentials, 403 with a wrong token).
+
 Each container run writes one file; every line is stored as `<RFC3339Nano timestamp> <text>` so that
 `timestamps`, `sinceSeconds`, `tailLines` and `follow` can be answered like a real kubelet does.
 """
@@ -7,7 +11,10 @@ Each container run writes one file; every line is stored as `<RFC3339Nano timest
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
+import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +26,7 @@ from typing import IO
 from urllib.parse import parse_qs, unquote, urlparse
 
 log = logging.getLogger(__name__)
+TOKEN_ENV = "LOCALKUBE_KUBELET_TOKEN"  # how a kubelet child process receives the token (never in argv)
 
 
 def stamp(ts: float | None = None) -> str:
@@ -133,9 +141,14 @@ Resolver = Callable[[str, str, str, bool], LogSource | None]
 class LogServer:
     """Serves container logs over HTTP on `host:port` (port 0 picks a free one)."""
 
-    def __init__(self, resolve: Resolver, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, resolve: Resolver, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+    ) -> None:
+        """`token`: what callers must present; None: `$LOCALKUBE_KUBELET_TOKEN`, else a random one (then
+        nobody can read logs: the safe default for a kubelet that was given no token)."""
         self._resolve = resolve
-        handler = _make_handler(resolve)
+        token = token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+        handler = _make_handler(resolve, token)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="kubelet-logs", daemon=True)
@@ -152,7 +165,15 @@ class LogServer:
         self._server.server_close()
 
 
-def _make_handler(resolve: Resolver) -> type[BaseHTTPRequestHandler]:
+def authorized(header: str, token: str) -> int:
+    """200 when `header` (the Authorization value) carries `token`, 401 without a bearer token, 403 else."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return 401
+    return 200 if hmac.compare_digest(value.strip().encode(), token.encode()) else 403
+
+
+def _make_handler(resolve: Resolver, token: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             log.debug("log endpoint: " + format, *args)
@@ -170,6 +191,10 @@ def _make_handler(resolve: Resolver) -> type[BaseHTTPRequestHandler]:
             parts = [unquote(p) for p in url.path.strip("/").split("/")]
             if parts and parts[0] == "healthz":
                 self._text(200, "ok")
+                return
+            code = authorized(self.headers.get("Authorization", ""), token)
+            if code != 200:
+                self._text(code, "Unauthorized" if code == 401 else "Forbidden")
                 return
             if len(parts) != 4 or parts[0] != "containerLogs":
                 self._text(404, f"no such path: {url.path}")

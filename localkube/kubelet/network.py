@@ -7,7 +7,11 @@ The bridge holds the gateway address, so the host reaches pod IPs, and a TCP for
 lets pods reach the API server that listens on 127.0.0.1.
 
 Without root ("host"): every pod shares the host network with IP 127.0.0.1 (one Ray cluster at a time).
-Everything created here is removed by `teardown`.
+Everything created here is removed by `teardown`. A run that crashed cannot do that: each bridge carries its
+owner (`alias localkube pid=<pid> start=<start time>`), and `setup` first removes what dead owners left
+(`cleanup_leftovers`): their bridge `lkb<i>`, the pod namespaces `lk<i>-<slot>` (killing what still runs
+in them), their veths `lk<i>v<slot>` and `/etc/netns/lk<i>-<slot>`. A bridge without that alias (another
+program's, or an older localkube's) and everything of a live owner are left alone.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import fcntl
 import ipaddress
 import logging
 import os
+import re
+import signal
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,10 @@ log = logging.getLogger(__name__)
 POD_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 NETNS_ETC = Path("/etc/netns")
 LOCK_PATH = Path("/run/localkube-net.lock")
+BRIDGE_NAME = re.compile(r"^lkb(\d+)$")
+NETNS_NAME = re.compile(r"^lk(\d+)-(\d+)$")
+VETH_NAME = re.compile(r"^lk(\d+)v(\d+)$")
+OWNER_ALIAS = re.compile(r"^localkube pid=(\d+) start=(\d+)$")
 
 
 class NetworkError(RuntimeError):
@@ -72,6 +83,87 @@ def pick_index(used: list[ipaddress.IPv4Network], links: set[str]) -> int:
     raise NetworkError("no free /24 left in 198.18.0.0/15 for a localkube bridge")
 
 
+def owner_alias(pid: int, start: int) -> str:
+    return f"localkube pid={pid} start={start}"
+
+
+def parse_links(output: str) -> dict[str, str]:
+    """Link name -> alias ("" without one) from `ip -o link show` output (pure)."""
+    links = {}
+    for line in output.splitlines():
+        parts = line.split(": ", 2)
+        if len(parts) < 3:
+            continue
+        name = parts[1].split("@")[0]
+        alias = ""
+        for field in parts[2].split("\\"):
+            if field.strip().startswith("alias "):
+                alias = field.strip()[len("alias ") :]
+        links[name] = alias
+    return links
+
+
+def stale_bridges(bridges: dict[str, str], alive: Callable[[int, int], bool]) -> list[str]:
+    """Bridges `lkb<i>` whose alias names a localkube owner that is gone (pure; `alive(pid, start)`)."""
+    out = []
+    for name, alias in sorted(bridges.items()):
+        owner = OWNER_ALIAS.match(alias)
+        if BRIDGE_NAME.match(name) and owner and not alive(int(owner[1]), int(owner[2])):
+            out.append(name)
+    return out
+
+
+def orphans(names: list[str], pattern: re.Pattern[str], bridges: set[str]) -> list[str]:
+    """Pod namespaces or veths of index i (`pattern` group 1) whose bridge `lkb<i>` is not in `bridges`."""
+    return sorted(n for n in names if (m := pattern.match(n)) and f"lkb{m[1]}" not in bridges)
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process `pid` (clock ticks after boot; None when it does not exist)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[19]) if len(fields) > 19 else None
+
+
+def owner_alive(pid: int, start: int) -> bool:
+    return process_start(pid) == start
+
+
+def cleanup_leftovers(alive: Callable[[int, int], bool] = owner_alive) -> list[str]:
+    """Remove what crashed localkube runs left (see the module doc); returns the names removed. Call it
+    under LOCK_PATH."""
+    bridges = parse_links(_ip("-o", "link", "show", "type", "bridge").stdout)
+    removed = []
+    for name in stale_bridges(bridges, alive):
+        _ip("link", "del", name, check=False)
+        removed.append(name)
+    left = {b for b in bridges if b not in removed}
+    namespaces = [ln.split()[0] for ln in _ip("netns", "list", check=False).stdout.splitlines() if ln]
+    etc = [p.name for p in NETNS_ETC.iterdir()] if NETNS_ETC.is_dir() else []
+    for ns in orphans(sorted(set(namespaces) | set(etc)), NETNS_NAME, left):
+        if ns in namespaces:
+            for pid in netns_pids(ns):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            _ip("netns", "del", ns, check=False)
+        for file in ("hosts", "resolv.conf"):
+            with contextlib.suppress(OSError):
+                (NETNS_ETC / ns / file).unlink()
+        with contextlib.suppress(OSError):
+            (NETNS_ETC / ns).rmdir()
+        removed.append(ns)
+    veths = list(parse_links(_ip("-o", "link", "show", check=False).stdout))
+    for veth in orphans(veths, VETH_NAME, left):
+        _ip("link", "del", veth, check=False)
+        removed.append(veth)
+    if removed:
+        log.debug("removed leftovers of a crashed localkube run: %s", ", ".join(removed))
+    return removed
+
+
 @dataclass
 class PodNet:
     """One pod's network: its IP and (netns mode) its namespace and veth."""
@@ -111,12 +203,15 @@ class Network:
         LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
         with LOCK_PATH.open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            cleanup_leftovers()
             links = {ln.split()[0].split("@")[0] for ln in _ip("-br", "link").stdout.splitlines() if ln}
             self.index = pick_index(used_networks(_ip("-br", "addr").stdout), links)
             subnet = list(POD_RANGE.subnets(new_prefix=24))[self.index]
             self.subnet = subnet
             self.gateway = str(subnet.network_address + 1)
             _ip("link", "add", self.bridge, "type", "bridge")
+            pid = os.getpid()
+            _ip("link", "set", self.bridge, "alias", owner_alias(pid, process_start(pid) or 0))
             _ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
             _ip("link", "set", self.bridge, "up")
         self._forwarder = Forwarder(self.gateway, (self.api_host, self.api_port))

@@ -44,6 +44,7 @@ class KubeletSettings:
     max_pods: int = 0  # 0: 110 in process mode, 1,000,000 in simulated mode
     log_port: int = 0
     log_host: str = "127.0.0.1"
+    log_token: str = field(default="", repr=False)  # what the log endpoint requires ("": from the env)
     api_server_url: str = ""  # default: the client's host
     extra_env: dict[str, str] = field(default_factory=dict)
 
