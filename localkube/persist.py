@@ -1,9 +1,11 @@
-"""SQLite persistence for the store (`--data-dir`): group commit from one writer thread.
+"""SQLite persistence for the store (`--data-dir`): writes are queued in revision order and group-committed.
 
 Guarantees (see docs/localkube.md, "Persistence"):
 - a write is durable before it is acknowledged: `Store.sync()` waits (outside the store lock) until the
-  batch holding the caller's writes is committed; batches take whatever is queued, at most `MAX_BATCH`
-  writes, and never wait for more (so they cannot grow forever under steady load);
+  batch holding the caller's writes is committed. The first waiting request commits everything queued (its
+  own write and the others'), the rest wait for it; a batch takes what is queued, at most `MAX_BATCH`
+  writes, and never waits for more (so it cannot grow under steady load). A background thread commits
+  writes no request waits for within `BACKGROUND_DELAY`;
 - resourceVersions never go back across restarts: before the store hands out a revision it must be covered
   by a *lease* committed to the database (`admit`), and a restart continues from the lease, which is at or
   above every revision ever handed out (acknowledged or not, seen by a watch or a list or not);
@@ -37,6 +39,7 @@ Row = tuple[str, str, str, dict[str, Any]]
 DB_NAME = "localkube.db"
 DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal")
 MAX_BATCH = 1000  # writes per transaction
+BACKGROUND_DELAY = 0.005  # the writer thread commits unawaited writes this long after they are queued
 LEASE_STEP = 10000  # revisions covered by one lease extension (a restart may skip up to this many)
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -60,7 +63,7 @@ class Lease:
     rv: int
 
 
-Item = Write | Lease | None  # None: flush and stop
+Item = Write | Lease
 
 
 def private_dir(path: Path) -> None:
@@ -111,12 +114,16 @@ class SqlitePersister:
         self._lease_asked = 0
         self._error: str | None = None
         self._stopped = False
-        with self._connect() as db:
-            db.execute(
+        self._closing = False
+        self._work = threading.Event()  # something was queued
+        self._commit_lock = threading.Lock()  # one batch at a time, in queue (= revision) order
+        self._db = self._connect()  # used by whoever holds `_commit_lock`
+        with self._db:
+            self._db.execute(
                 "CREATE TABLE IF NOT EXISTS objects (skey TEXT, ns TEXT, name TEXT, body TEXT, "
                 "PRIMARY KEY (skey, ns, name))"
             )
-            db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
         self._thread = threading.Thread(target=self._run, name="localkube-sqlite", daemon=True)
         self._thread.start()
 
@@ -150,14 +157,17 @@ class SqlitePersister:
         if rv + LEASE_STEP // 2 > self._lease_asked:
             self._lease_asked = rv + LEASE_STEP
             self._queue.put(Lease(self._lease_asked))
+            self._work.set()
         if rv > self._lease:
             self._await(lambda: self._lease >= rv)
 
     def put(self, skey: str, ns: str, name: str, obj: dict[str, Any], rv: int) -> None:
         self._queue.put(Write(skey, ns, name, fastjson.dumps(obj), rv))
+        self._work.set()
 
     def delete(self, skey: str, ns: str, name: str, rv: int) -> None:
         self._queue.put(Write(skey, ns, name, None, rv))
+        self._work.set()
 
     # -- called by request threads outside the store lock ------------------------------------------------
     def wait(self, rv: int) -> None:
@@ -166,13 +176,23 @@ class SqlitePersister:
             self._await(lambda: self._committed >= rv)
 
     def _await(self, done: Callable[[], bool]) -> None:
-        with self._cond:
-            while not done():
-                if self._error is not None:
-                    raise PersistError(f"the write was not persisted: {self._error}")
-                if self._stopped:
-                    raise PersistError("the write was not persisted: the store is closed")
-                self._cond.wait(1.0)
+        """Group commit: the first waiter commits everything queued (its own write and the others'), the
+        rest wait for it; a waiter whose write came too late for that batch leads the next one."""
+        while not done():
+            if self._error is not None:
+                raise PersistError(f"the write was not persisted: {self._error}")
+            if self._stopped:
+                raise PersistError("the write was not persisted: the store is closed")
+            if self._commit_lock.acquire(blocking=False):
+                try:
+                    if not done():
+                        self._commit_queued()
+                finally:
+                    self._commit_lock.release()
+                continue
+            with self._cond:
+                if not done():
+                    self._cond.wait(0.05)
 
     @property
     def committed(self) -> int:
@@ -180,42 +200,53 @@ class SqlitePersister:
 
     def close(self) -> None:
         """Commit everything queued, then stop the writer."""
-        self._queue.put(None)
+        self._closing = True
+        self._work.set()
         self._thread.join(timeout=30)
 
-    # -- the writer thread --------------------------------------------------------------------------------
+    # -- committing ---------------------------------------------------------------------------------------
     def _run(self) -> None:
-        db = self._connect()
+        """Commits what no request waits for (e.g. internal writes) a few milliseconds after it is queued,
+        leaving the writes requests wait for to the requests themselves (no thread hand-off)."""
         try:
-            done = False
-            while not done:
-                batch = self._gather()
-                done = batch[-1] is None
-                try:
-                    self._commit(db, [i for i in batch if i is not None])
-                except sqlite3.Error as exc:
-                    log.exception("localkube: persisting %d writes failed", len(batch))
-                    with self._cond:
-                        self._error = f"{type(exc).__name__}: {exc}"
-                        self._cond.notify_all()
-                    return
+            closing = False
+            while not closing and self._healthy():
+                self._work.wait()
+                self._work.clear()
+                closing = self._closing
+                if not closing:
+                    time.sleep(BACKGROUND_DELAY)
+                with self._commit_lock:
+                    self._commit_queued()
+                    while closing and self._healthy() and not self._queue.empty():
+                        self._commit_queued()
         finally:
-            db.close()
+            with self._commit_lock:
+                self._db.close()
             with self._cond:
                 self._stopped = True
                 self._cond.notify_all()
 
-    def _gather(self) -> list[Item]:
-        """The next batch: the first queued item (waiting for it) and whatever else is already queued, at
-        most MAX_BATCH. Group commit without a gathering delay: writes arriving during a commit form the
-        next batch, so a batch is bounded by the previous commit's duration, not by the arrival rate."""
-        batch: list[Item] = [self._queue.get()]
-        while batch[-1] is not None and len(batch) < MAX_BATCH:
+    def _healthy(self) -> bool:
+        return self._error is None
+
+    def _commit_queued(self) -> None:
+        """Commit what is queued, at most MAX_BATCH items (called with `_commit_lock` held). Batches are
+        never grown by waiting: writes arriving during a commit form the next batch."""
+        batch: list[Write | Lease] = []
+        while len(batch) < MAX_BATCH:
             try:
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        return batch
+        try:
+            self._commit(self._db, batch)
+        except sqlite3.Error as exc:
+            log.exception("localkube: persisting %d writes failed", len(batch))
+            with self._cond:
+                self._error = f"{type(exc).__name__}: {exc}"
+                self._cond.notify_all()
+            self._work.set()
 
     def _commit(self, db: sqlite3.Connection, batch: list[Write | Lease]) -> None:
         if not batch:
@@ -242,10 +273,10 @@ class SqlitePersister:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (str(max_rv),))
             if lease:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('lease', ?)", (str(lease),))
+        if max_rv and self.on_durable is not None:  # first: a watch started after the ack sees the write
+            self.on_durable(max_rv)
         with self._cond:
             self._committed = max(self._committed, max_rv)
             self._lease = max(self._lease, lease)
             self._cond.notify_all()
-        if max_rv and self.on_durable is not None:
-            self.on_durable(max_rv)
         log.debug("persisted %d writes in %.1f ms", len(batch), (time.perf_counter() - start) * 1000)

@@ -115,7 +115,6 @@ class Store:
         if self._persister is not None:
             self._persister.admit(self._rv + 1)  # may block until the revision lease is committed
         self._rv += 1
-        self._pending.rv = self._rv
         return self._rv
 
     def sync(self) -> None:
@@ -150,6 +149,7 @@ class Store:
             self._record(Event(rv, skey, "ADDED" if old is None else "MODIFIED", obj, old))
             if self._persister is not None:
                 self._persister.put(skey, ns, name, obj, rv)
+                self._pending.rv = rv
             return dict(obj)
 
     def remove(self, skey: str, ns: str, name: str) -> Obj | None:
@@ -164,6 +164,7 @@ class Store:
             self._record(Event(rv, skey, "DELETED", last, old))
             if self._persister is not None:
                 self._persister.delete(skey, ns, name, rv)
+                self._pending.rv = rv
             return dict(last)
 
     def _record(self, event: Event) -> None:
