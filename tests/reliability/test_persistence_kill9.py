@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from rayside.kubeclient import Gone, KubeClient, KubeError
 from rayside.objects import CONFIGMAPS, JSON, NAMESPACES, name_of
 
@@ -130,6 +132,8 @@ def check(server: Server, ledger: Ledger) -> None:
     assert int(list_rv) >= acked
     # a list at an acknowledged revision is served (not "too large"); a watch from it gets 410 or events
     client.list(CONFIGMAPS.path(NS), {"resourceVersion": str(acked)})
+    with pytest.raises(Gone):  # the exact state at a revision from before the restart is gone
+        client.list(CONFIGMAPS.path(NS), {"resourceVersion": str(acked), "resourceVersionMatch": "Exact"})
     assert resumed_watch(client, str(acked)) in ("Gone", "events")
     # new writes get higher revisions, and a watch from the list revision sees them
     probe = client.create(CONFIGMAPS.path(NS), {"metadata": {"name": f"probe-{list_rv}"}})
