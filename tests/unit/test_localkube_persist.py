@@ -8,6 +8,8 @@ import stat
 import threading
 from pathlib import Path
 
+import pytest
+
 from localkube import fastjson
 from localkube.persist import DB_NAME, LEASE_STEP, SqlitePersister, private_files, start_revision
 from localkube.store import Store
@@ -120,3 +122,17 @@ def test_a_new_data_dir_is_private(tmp_path: Path) -> None:
     SqlitePersister(data).close()
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / DB_NAME).stat().st_mode) == 0o600
+
+
+def test_full_sync_is_selectable_and_other_values_are_refused(tmp_path: Path) -> None:
+    persister = SqlitePersister(tmp_path, synchronous="FULL")
+    try:
+        store = Store(persister=persister)
+        store.load(*persister.load())
+        store.put("core/configmaps", configmap("a"), None)
+        store.sync()
+        assert set(stored_rows(tmp_path)) == {"a"}
+    finally:
+        persister.close()
+    with pytest.raises(ValueError, match="synchronous: 'OFF' is not NORMAL or FULL"):
+        SqlitePersister(tmp_path, synchronous="OFF")
