@@ -1,6 +1,7 @@
 """localkube throughput benchmark: creates/s, updates/s, watch event latency (10 watchers), time to list
 N pods and server RSS with N simulated pods — run side by side against two servers (baseline: persistence
-off; candidate: persistence on, SQLite) and printed as a table with the candidate/baseline ratio.
+off; candidate: persistence on, SQLite, where every write is answered only once it is committed) and printed
+as a table with the candidate/baseline ratio.
 
 Usage: ``python benchmarks/localkube_throughput.py [--pods 10000] [--writes 3000] [--json out.json]``.
 Each server is a separate ``python -m localkube serve`` process (``--kubelet simulated``, no controllers),

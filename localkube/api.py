@@ -165,6 +165,9 @@ class Api:
         if opts.resource_version in ("", "0"):
             return
         want = int(opts.resource_version)
+        exact = opts.resource_version_match == "Exact" or (not opts.resource_version_match and opts.limit)
+        if exact and want < self.store.compacted_rv:  # e.g. a revision from before a restart
+            raise ApiError(410, f"too old resource version: {want} ({self.store.rv})", reason="Expired")
         deadline = time.monotonic() + 3.0
         while want > self.store.rv and time.monotonic() < deadline:
             self.store.wait(self.store.rv, 0.1)

@@ -42,6 +42,7 @@ class Settings:
     extra_tokens: tuple[str, ...] = ()  # further accepted bearer tokens (e.g. for pods' service accounts)
     anonymous: bool | None = None  # default: allowed unless a token is set
     data_dir: Path | None = None
+    data_sync: str = "NORMAL"  # SQLite synchronous: NORMAL survives kill -9, FULL also power loss
     state_dir: Path | None = None
     kubeconfig: Path | None = None
     kubelet: str | None = None  # None | "simulated" | "process"
@@ -83,7 +84,7 @@ class LocalKube:
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> LocalKube:
         s = self.settings
-        persister = SqlitePersister(s.data_dir) if s.data_dir is not None else None
+        persister = SqlitePersister(s.data_dir, s.data_sync) if s.data_dir is not None else None
         self.store = Store(history=s.history, persister=persister)
         registry = Registry()
         if persister is not None:

@@ -318,6 +318,7 @@ class ApiServer:
             raise ApiError(405, "the server does not allow this method on the requested resource")
 
     def _reply(self, req: Request, r: Route, res: Any) -> None:
+        self.api.store.sync()  # acknowledge a write only once it is durable (with --data-dir)
         send_json(req, res.code, self._present(r, res.obj), warnings=res.warnings)
 
     def _delete(self, req: Request, r: Route) -> None:

@@ -4,12 +4,16 @@ Every write goes through `Store.put`/`Store.remove` while holding `Store.lock`; 
 write take the lock around the whole sequence (it is re-entrant). Watchers wait on `Store.cond` (its own
 lock) and read the history after their resourceVersion; once history before their position is gone they get
 410 Expired.
+
+With a persister, watchers only see events once they are committed (`visible_rv`), and a request thread
+calls `sync()` before it answers, which waits until every write it made is committed.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +41,10 @@ class Event:
 
 
 class Persister(Protocol):
+    on_durable: Callable[[int], None] | None
+
+    def admit(self, rv: int) -> None: ...
+    def wait(self, rv: int) -> None: ...
     def put(self, skey: str, ns: str, name: str, obj: Obj, rv: int) -> None: ...
     def delete(self, skey: str, ns: str, name: str, rv: int) -> None: ...
     def close(self) -> None: ...
@@ -57,6 +65,10 @@ class Store:
         self._history = max(10, history)
         self.compacted_rv = 0  # events with rv > compacted_rv are all in history
         self._persister = persister
+        if persister is not None:
+            persister.on_durable = self.durable
+        self._visible = 0  # events up to this revision are committed and shown to watchers
+        self._pending = threading.local()  # per request thread: the last revision it wrote
         self.closed = False
 
     # -- loading -------------------------------------------------------------------------------------------
@@ -65,7 +77,7 @@ class Store:
             for skey, ns, name, obj in rows:
                 self._objs.setdefault(skey, {})[(ns, name)] = obj
             self._rv = max(self._rv, rv)
-            self.compacted_rv = self._rv
+            self.compacted_rv = self._visible = self._rv
 
     # -- reads ---------------------------------------------------------------------------------------------
     @property
@@ -100,8 +112,27 @@ class Store:
 
     # -- writes --------------------------------------------------------------------------------------------
     def _next_rv(self) -> int:
+        if self._persister is not None:
+            self._persister.admit(self._rv + 1)  # may block until the revision lease is committed
         self._rv += 1
         return self._rv
+
+    def sync(self) -> None:
+        """Wait until every write this thread made is durable (call before acknowledging a request)."""
+        rv = getattr(self._pending, "rv", 0)
+        if rv and self._persister is not None:
+            self._persister.wait(rv)
+        self._pending.rv = 0
+
+    def durable(self, rv: int) -> None:
+        """The persister committed every write up to `rv`: show their events to watchers."""
+        with self.cond:
+            self._visible = max(self._visible, rv)
+            self.cond.notify_all()
+
+    @property
+    def visible_rv(self) -> int:
+        return self._visible
 
     def put(self, skey: str, obj: Obj, old: Obj | None) -> Obj:
         """Store `obj` (ADDED if `old` is None, else MODIFIED) with a new resourceVersion.
@@ -118,6 +149,7 @@ class Store:
             self._record(Event(rv, skey, "ADDED" if old is None else "MODIFIED", obj, old))
             if self._persister is not None:
                 self._persister.put(skey, ns, name, obj, rv)
+                self._pending.rv = rv
             return dict(obj)
 
     def remove(self, skey: str, ns: str, name: str) -> Obj | None:
@@ -132,6 +164,7 @@ class Store:
             self._record(Event(rv, skey, "DELETED", last, old))
             if self._persister is not None:
                 self._persister.delete(skey, ns, name, rv)
+                self._pending.rv = rv
             return dict(last)
 
     def _record(self, event: Event) -> None:
@@ -142,8 +175,10 @@ class Store:
             self.compacted_rv = self._event_rvs[cut - 1]
             del self._events[:cut]
             del self._event_rvs[:cut]
-        with self.cond:
-            self.cond.notify_all()
+        if self._persister is None:
+            with self.cond:
+                self._visible = event.rv
+                self.cond.notify_all()
 
     def compact(self) -> int:
         """Forget all history (watches from older revisions then get 410); returns the compacted revision."""
@@ -155,17 +190,19 @@ class Store:
 
     # -- watch support -------------------------------------------------------------------------------------
     def events_after(self, rv: int) -> list[Event] | None:
-        """Events with revision > rv, or None when some of them are no longer retained."""
+        """Committed events with revision > rv, or None when some of them are no longer retained."""
         with self.lock:
             if rv < self.compacted_rv:
                 return None
             i = bisect.bisect_right(self._event_rvs, rv)
-            return self._events[i:]
+            if self._visible >= self._rv:
+                return self._events[i:]
+            return self._events[i : bisect.bisect_right(self._event_rvs, self._visible)]
 
     def wait(self, rv: int, timeout: float) -> None:
-        """Block until a write newer than `rv` happens, the store closes, or `timeout` passes."""
+        """Block until a write newer than `rv` is visible, the store closes, or `timeout` passes."""
         with self.cond:
-            if self._rv <= rv and not self.closed:
+            if self._visible <= rv and not self.closed:
                 self.cond.wait(timeout)
 
     def close(self) -> None:
