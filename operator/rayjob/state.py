@@ -12,8 +12,10 @@ Where rayside deliberately differs from KubeRay (each one rules out a known way 
   Warning event) and the dashboard decides the end; a submitter that ends early is not a failure either
   (KubeRay's 30 s "submitter finished, job not terminal" rule is dropped).
 * `jobStatus` and `jobDeploymentStatus` never contradict: a terminal deployment status never carries a
-  PENDING/RUNNING jobStatus. Failing a live job (deadline, status-check timeout) also stops it
-  (`StopRayJob`) and records jobStatus STOPPED; a job that vanished with its cluster or head is FAILED.
+  PENDING/RUNNING jobStatus, Failed never carries SUCCEEDED (a deadline or a lost cluster after the Ray
+  job ended completes the attempt by the Ray job's outcome). Failing a live job (deadline, status-check
+  timeout) also stops it (`StopRayJob`) and records jobStatus STOPPED; a job that vanished with its
+  cluster or head is FAILED.
 * A lost cluster (deleted while Waiting/Running) or a lost Ray job (the dashboard answers 404 for a job it
   had reported: the head restarted without GCS fault tolerance) fails the attempt at once with
   `RayClusterLost` / `RayJobLost` (retried under `backoffLimit` on a fresh cluster) instead of waiting
@@ -129,8 +131,12 @@ def _fail(p: _Pass, reason: Reason, message: str, *, job_status: JobStatus | Non
     """End the attempt as failed; retried (→ Retrying) while backoffLimit allows and the reason permits.
 
     job_status: what the Ray job now is; by default a live job is stopped and recorded as STOPPED.
+    A Ray job that already ended SUCCEEDED or STOPPED keeps its outcome: the attempt completes instead.
     """
     current = p.status.job_status
+    if current in (JobStatus.SUCCEEDED, JobStatus.STOPPED):
+        _finish(p, current)
+        return
     if job_status is None:
         job_status = JobStatus.STOPPED if current.live else current
         if current.live and p.status.job_id:

@@ -333,6 +333,18 @@ ROWS: dict[str, Row] = {
         cluster=TERMINATING,
         spec=replace(SPEC, backoff_limit=2),
     ),
+    "Running->Complete: activeDeadline after the Ray job SUCCEEDED keeps its outcome": row(
+        st(D.RUNNING, job_status=J.SUCCEEDED),
+        {"deployment": D.COMPLETE, "job_status": J.SUCCEEDED, "succeeded": 1, "failed": 0},
+        [normal("Completed"), REQ],
+        spec=deadline(100),
+    ),
+    "Running->Complete: cluster deleted after the Ray job SUCCEEDED": row(
+        st(D.RUNNING, job_status=J.SUCCEEDED),
+        {"deployment": D.COMPLETE, "job_status": J.SUCCEEDED},
+        [normal("Completed"), REQ],
+        cluster=GONE,
+    ),
     "Running->Failed: SidecarMode head pod gone": row(
         st(D.RUNNING),
         {
@@ -715,6 +727,8 @@ def test_status_fields_never_contradict(case: Row) -> None:
         assert status.end_time is not None
     if status.deployment is D.COMPLETE:
         assert status.job_status in (J.SUCCEEDED, J.STOPPED)
+    if status.deployment in (D.FAILED, D.RETRYING):
+        assert status.job_status is not J.SUCCEEDED
 
 
 def test_retry_walks_back_to_a_fresh_cluster_and_id() -> None:
