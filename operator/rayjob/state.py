@@ -317,9 +317,13 @@ def _waiting(p: _Pass) -> None:
 
 
 def _running(p: _Pass) -> None:
-    if _suspend(p) or _deadlines(p, pre_running=False):
-        return
     o, spec = p.o, p.o.spec
+    if _suspend(p):
+        return
+    if isinstance(o.dashboard, RayJobInfo) and o.dashboard.status.terminal:
+        p.set(job_status=o.dashboard.status)  # an outcome seen this pass beats a deadline reached this pass
+    if _deadlines(p, pre_running=False):
+        return
     if _cluster_gone(o):
         _lose_cluster(p)
         return
@@ -353,7 +357,7 @@ def _job_seen(p: _Pass, info: RayJobInfo) -> None:
     if info.status.terminal:
         if not o.spec.mode.has_submitter or submitter.phase.finished:
             _finish(p, info.status)
-        elif _age(o, info.end_time or o.now) >= o.timeouts.transition_grace:
+        elif _age(o, p.status.ray_end_time or o.now) >= o.timeouts.transition_grace:
             _finish(p, info.status, Reason.TRANSITION_GRACE_PERIOD_EXCEEDED, info.message)
         else:
             p.requeue()

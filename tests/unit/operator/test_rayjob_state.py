@@ -46,6 +46,7 @@ from ray_operator.rayjob.state import (
     SubmissionMode,
     SubmitterPhase,
     SubmitterView,
+    Timeouts,
     next_state,
     wants_dashboard,
 )
@@ -338,6 +339,14 @@ ROWS: dict[str, Row] = {
         {"deployment": D.COMPLETE, "job_status": J.SUCCEEDED, "succeeded": 1, "failed": 0},
         [normal("Completed"), REQ],
         spec=deadline(100),
+    ),
+    "Running->Complete: Ray job SUCCEEDED in the pass the deadline passes": row(
+        st(D.RUNNING),
+        {"deployment": D.COMPLETE, "job_status": J.SUCCEEDED, "failed": 0},
+        [normal("Completed"), REQ],
+        spec=deadline(100),
+        dashboard=info(J.SUCCEEDED, 1),
+        submitter=SUB_ACTIVE,
     ),
     "Running->Complete: cluster deleted after the Ray job SUCCEEDED": row(
         st(D.RUNNING, job_status=J.SUCCEEDED),
@@ -796,3 +805,15 @@ def test_spec_and_status_from_typed_rayjob() -> None:
     assert status.start_time == START
     assert status.ray_end_time == NOW - timedelta(seconds=60)
     assert Status.from_model(None) == Status()
+
+
+def test_requeue_after_and_operator_timeouts() -> None:
+    timeouts = Timeouts(requeue=5.0, status_check=60.0)
+    status = st(D.RUNNING, check_failure_since=NOW - timedelta(seconds=60))
+    decision = next_state(
+        Observed(SPEC, status, NOW, READY, SUB_ACTIVE, DashboardUnreachable("refused"), timeouts=timeouts)
+    )
+    assert decision.status.reason is R.STATUS_CHECK_TIMEOUT_EXCEEDED
+    assert decision.requeue_after == 5.0
+    suspended = Observed(replace(SPEC, suspend=True), Status(deployment=D.SUSPENDED), NOW, GONE)
+    assert next_state(suspended).requeue_after is None
