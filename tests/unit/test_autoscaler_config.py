@@ -36,7 +36,7 @@ def _with_crd_defaults(rc: JSON) -> JSON:
 
 def _expected(rc: JSON) -> JSON:
     """Ray's derivation plus the documented differences."""
-    want = _derive_autoscaling_config_from_ray_cr(copy.deepcopy(rc))
+    want: JSON = _derive_autoscaling_config_from_ray_cr(copy.deepcopy(rc))
     types = want["available_node_types"]
     # Difference 1: every node type carries ray.io/node-group (user labels of that key win).
     for name, node_type in types.items():

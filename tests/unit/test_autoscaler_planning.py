@@ -48,7 +48,7 @@ def pod(name: str, grp: str, slice_name: str = "", running: bool = True, deletin
     meta: JSON = {"name": name, "labels": labels}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    state = {"running": {}} if running else {"waiting": {}}
+    state: JSON = {"running": {}} if running else {"waiting": {}}
     return {"metadata": meta, "status": {"containerStatuses": [{"state": state}]}}
 
 
