@@ -111,7 +111,8 @@ class RaysideNodeProvider(BatchingNodeProvider):  # type: ignore[misc]
     def __init__(self, provider_config: JSON, cluster_name: str, scaler: Scaler | None = None) -> None:
         super().__init__(provider_config, cluster_name)
         if scaler is None:
-            client = KubeClient.from_config()
+            kubeconfig = provider_config.get("kubeconfig")
+            client = KubeClient.from_config(kubeconfig=str(kubeconfig) if kubeconfig else None)
             scaler = Scaler(client, cluster_name, str(provider_config["namespace"]))
         self.scaler = scaler
         self._launch: dict[str, int] = {}

@@ -94,6 +94,10 @@ class Scaler:
         self._latest: Snapshot | None = None
         self._unused = False  # the latest snapshot has not been handed to a caller of take()
 
+    def set_busy_nodes(self, busy_nodes: Callable[[], Collection[str]]) -> None:
+        """Where busy nodes come from (Ray's GCS once the head is up)."""
+        self._busy_nodes = busy_nodes
+
     # -- reads ----------------------------------------------------------------------------------------------
     def refresh(self) -> Snapshot:
         """GET the RayCluster and LIST its pods (exceptions propagate: no read, no decision)."""
