@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,9 @@ from rayside.kubeclient import KubeClient, NotFound
 
 log = logging.getLogger("autoscaler_provider")
 HEALTH_BACKOFF_S = 5.0
+# Ray allows 10 instances REQUESTED at once (meant to spare cloud APIs); here a launch of any size is one
+# patch of `replicas`, and 10 would make a 1,000-worker scale-up take 100 updates. A set value is kept.
+CONCURRENT_LAUNCHES = ("AUTOSCALER_MAX_CONCURRENT_LAUNCHES", "1000")
 V1_PROVIDER = "autoscaler_provider.provider.RaysideNodeProvider"
 
 
@@ -50,6 +54,7 @@ def main(
     argv: Sequence[str] | None = None, *, run: Callable[[Scaler, argparse.Namespace, str], None] | None = None
 ) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault(*CONCURRENT_LAUNCHES)  # read when Ray's autoscaler constants are imported
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f"RayCluster {args.cluster_namespace}/{args.cluster_name}"
     try:
@@ -117,6 +122,11 @@ def _run_v2(scaler: Scaler, gcs_client: Any, monitor_ip: str) -> None:
 
         def _init_cloud_instance_provider(self, config: Any, config_reader: Any) -> None:
             self._cloud_instance_provider = RaysideCloudProvider(scaler)
+
+        def update_autoscaling_state(self) -> Any:
+            state = super().update_autoscaling_state()
+            self._cloud_instance_provider.flush()  # the update's one patch, right after it decided
+            return state
 
     # AutoscalerMonitor builds its Autoscaler from this module attribute; there is no other hook.
     v2_monitor.Autoscaler = RaysideAutoscaler

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from rayside.objects import JSON, is_deleting, labels_of, name_of, resource_version_of
 
@@ -70,10 +71,34 @@ class Cluster:
     pods: Mapping[str, Pod]
 
     def group(self, name: str) -> Group | None:
-        return next((g for g in self.groups if g.name == name), None)
+        return self._groups.get(name)
 
     def workers(self, group: str) -> list[Pod]:
-        return [p for p in self.pods.values() if p.kind == WORKER and p.group == group]
+        return self._workers.get(group, [])
+
+    def slice_hosts(self, pod: Pod) -> list[str]:
+        """Names of the live pods in ``pod``'s slice (just ``pod`` for a single-host pod), sorted."""
+        return self._slices.get((pod.group, pod.slice), [pod.name])
+
+    @cached_property
+    def _groups(self) -> dict[str, Group]:
+        return {g.name: g for g in reversed(self.groups)}  # the first of duplicate names wins
+
+    @cached_property
+    def _workers(self) -> dict[str, list[Pod]]:
+        out: dict[str, list[Pod]] = {}
+        for pod in self.pods.values():
+            if pod.kind == WORKER:
+                out.setdefault(pod.group, []).append(pod)
+        return out
+
+    @cached_property
+    def _slices(self) -> dict[tuple[str, str], list[str]]:
+        out: dict[tuple[str, str], list[str]] = {}
+        for group, pods in self._workers.items():
+            for pod in pods:
+                out.setdefault((group, pod.slice), []).append(pod.name)
+        return {key: sorted(names) for key, names in out.items()}
 
 
 @dataclass(frozen=True)
@@ -199,7 +224,7 @@ def _plan_terminations(
         pod = cluster.pods.get(name)
         reason = _skip_reason(cluster, pod, name, listed)
         if pod is not None and reason is None and pod.slice not in touched:
-            hosts = sorted(p.name for p in cluster.workers(pod.group) if p.slice == pod.slice)
+            hosts = cluster.slice_hosts(pod)
             if any(h in listed for h in hosts):
                 reason = "its slice is already being deleted"
             elif any(h in busy for h in hosts):

@@ -68,7 +68,11 @@ class RaysideConfigReader(IConfigReader):  # type: ignore[misc]
 
 
 class RaysideCloudProvider(ICloudInstanceProvider):  # type: ignore[misc]
-    """Autoscaler v2 cloud instance provider: one read and at most one patch per update."""
+    """Autoscaler v2 cloud instance provider: one read and at most one patch per update.
+
+    ``launch``/``terminate`` queue; :meth:`flush` (called by __main__'s autoscaler at the end of each
+    update) sends them as one patch. Anything still queued is flushed by the next ``get_non_terminated``.
+    """
 
     def __init__(self, scaler: Scaler) -> None:
         self.scaler = scaler
@@ -77,6 +81,10 @@ class RaysideCloudProvider(ICloudInstanceProvider):  # type: ignore[misc]
         snap = self.scaler.take()
         self.scaler.flush(snap)
         return instances(snap)
+
+    def flush(self) -> None:
+        """Send what this update queued (planned against this update's read)."""
+        self.scaler.flush()
 
     def launch(self, shape: dict[str, int], request_id: str) -> None:
         self.scaler.launch(shape, request_id)

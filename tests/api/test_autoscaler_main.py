@@ -58,7 +58,8 @@ def test_missing_cluster_and_bad_config_are_one_line_errors(lk: LocalKube) -> No
     assert "RayCluster default/rc cannot be autoscaled: group cpu: no CPU count" in line
 
 
-def test_start_hands_the_version_to_the_monitor(lk: LocalKube) -> None:
+def test_start_hands_the_version_to_the_monitor(lk: LocalKube, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOSCALER_MAX_CONCURRENT_LAUNCHES", "10")  # main() only sets a default
     kc = lk.kube_client()
     make_cluster(kc, group("cpu", 0))
     kc.patch(RAYCLUSTERS.path("default", "rc"), {"spec": {"autoscalerOptions": {"version": "v1"}}}, "merge")

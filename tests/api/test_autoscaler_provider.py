@@ -139,15 +139,19 @@ def test_64_host_slice_scaled_up_in_one_update(lk: LocalKube) -> None:
     provider, scaler = provider_for(rec)
     reader = RaysideConfigReader(scaler)
     assert reader.get_cached_autoscaling_config().get_node_type_configs()["v6e"].max_worker_nodes == 128
-    update(provider, reader)
-    provider.launch({"v6e": 10}, "l1")  # v2 never requests more than 10 at once
-    update(provider, reader)
-    assert [op for op in rec.patches[0][1:]] == [
-        {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1}
-    ]
+    # One whole update as __main__'s autoscaler runs it: config, instances, errors, decisions, flush.
+    before = rec.client.stats
+    assert set(update(provider, reader)) == {"rc-head-x"} and provider.poll_errors() == []
+    provider.launch({"v6e": 10}, "l1")  # v2 never has more than 10 launches outstanding by default
+    provider.flush()
+    after = rec.client.stats
+    assert {k: n for k in after if (n := after[k] - before.get(k, 0))} == {"GET": 2, "PATCH": 1}
+    assert rec.patches[0][1:] == [{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1}]
     assert spec_of(rec.client)["workerGroupSpecs"][0]["replicas"] == 1
+    provider.launch({"v6e": 10}, "l1")  # a replayed request id
     provider.launch({"v6e": 10}, "l2")  # claims 10 of the 54 hosts already on their way: no second slice
     update(provider, reader)
+    provider.flush()
     assert len(rec.patches) == 1 and provider.poll_errors() == []
 
 
