@@ -19,8 +19,10 @@ Rules (pods are the autoscaler's unit, replicas the CR's; a replica is a slice o
 * while any group's ``workersToDelete`` still names a live pod, nothing is planned at all (the operator
   has not caught up); once they are gone the lists are cleared with the next plan that writes.
 
-The patch is guarded by a ``test`` of ``metadata.resourceVersion``, so a CR changed since it was read
-fails the patch instead of scaling the wrong group; the provider then re-reads and plans again.
+The patch is guarded by ``test`` ops on the fields the plan read (each written group's name at its index,
+its ``replicas`` and ``workersToDelete``), so a concurrent edit fails the patch instead of scaling the
+wrong group or losing the edit; the provider then re-reads and plans again. Status writes, which the
+operator makes all the time, do not invalidate a plan.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Group:
     hosts: int
     to_delete: tuple[str, ...]
     has_scale_strategy: bool
+    raw_to_delete: list[str] | None = None  # workersToDelete exactly as read (None when absent)
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ def read_cluster(raycluster: JSON, pods: Sequence[JSON]) -> Cluster:
     groups = []
     for index, spec in enumerate((raycluster.get("spec") or {}).get("workerGroupSpecs") or []):
         strategy = spec.get("scaleStrategy")
-        listed = (strategy or {}).get("workersToDelete") or [] if isinstance(strategy, dict) else []
+        raw = strategy.get("workersToDelete") if isinstance(strategy, dict) else None
+        listed = raw if isinstance(raw, list) else []
         replicas = spec.get("replicas")
         groups.append(
             Group(
@@ -146,6 +150,7 @@ def read_cluster(raycluster: JSON, pods: Sequence[JSON]) -> Cluster:
                 hosts=max(1, _int(spec.get("numOfHosts"), 1)),
                 to_delete=tuple(str(n) for n in listed),
                 has_scale_strategy=isinstance(strategy, dict),
+                raw_to_delete=listed if isinstance(raw, list) else None,
             )
         )
     view: dict[str, Pod] = {}
@@ -251,21 +256,39 @@ def _skip_reason(cluster: Cluster, pod: Pod | None, name: str, listed: set[str])
 
 # -- the patch ----------------------------------------------------------------------------------------------
 def patch_ops(cluster: Cluster, plan: Plan) -> list[JSON]:
-    """The JSON patch for ``plan``, guarded by a test of the resourceVersion it was planned from (so the
-    group indexes are the ones read); [] when there is nothing to write."""
-    if not plan.writes:
-        return []
-    ops: list[JSON] = [{"op": "test", "path": "/metadata/resourceVersion", "value": cluster.resource_version}]
+    """The JSON patch for ``plan``; [] when there is nothing to write.
+
+    Optimistic concurrency on exactly what the plan read: before a group's writes, ``test`` ops check its
+    ``groupName`` at that index, its ``replicas`` and its ``workersToDelete`` (when present) still hold the
+    values planned from. A concurrent edit of any of them fails the whole patch (the provider re-reads and
+    plans again); a status write or an edit elsewhere in the CR does not.
+    """
+    ops: list[JSON] = []
     for group in cluster.groups:
-        base = f"/spec/workerGroupSpecs/{group.index}"
-        if group.name in plan.replicas:
-            verb = "replace" if group.replicas is not None else "add"
-            ops.append({"op": verb, "path": f"{base}/replicas", "value": plan.replicas[group.name]})
-        names = plan.deletes.get(group.name, [] if group.name in plan.clears else None)
-        if names is None:
+        writes = _group_writes(group, plan)
+        if not writes:
             continue
-        if group.has_scale_strategy:
-            ops.append({"op": "add", "path": f"{base}/scaleStrategy/workersToDelete", "value": names})
-        else:
-            ops.append({"op": "add", "path": f"{base}/scaleStrategy", "value": {"workersToDelete": names}})
+        base = f"/spec/workerGroupSpecs/{group.index}"
+        ops.append({"op": "test", "path": f"{base}/groupName", "value": group.name})
+        if group.replicas is not None:
+            ops.append({"op": "test", "path": f"{base}/replicas", "value": group.replicas})
+        if group.raw_to_delete is not None:
+            path = f"{base}/scaleStrategy/workersToDelete"
+            ops.append({"op": "test", "path": path, "value": group.raw_to_delete})
+        ops.extend(writes)
     return ops
+
+
+def _group_writes(group: Group, plan: Plan) -> list[JSON]:
+    base = f"/spec/workerGroupSpecs/{group.index}"
+    writes: list[JSON] = []
+    if group.name in plan.replicas:
+        verb = "replace" if group.replicas is not None else "add"
+        writes.append({"op": verb, "path": f"{base}/replicas", "value": plan.replicas[group.name]})
+    names = plan.deletes.get(group.name, [] if group.name in plan.clears else None)
+    if names is not None:
+        if group.has_scale_strategy:
+            writes.append({"op": "add", "path": f"{base}/scaleStrategy/workersToDelete", "value": names})
+        else:
+            writes.append({"op": "add", "path": f"{base}/scaleStrategy", "value": {"workersToDelete": names}})
+    return writes

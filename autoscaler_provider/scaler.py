@@ -4,8 +4,8 @@ scale requests to the CR as one guarded JSON patch.
 Per autoscaler update the provider makes one GET of the RayCluster, one LIST of its pods and at most one
 PATCH. Launch and terminate requests are queued (idempotent per request id) and flushed together by
 :meth:`Scaler.flush`, planned by :mod:`autoscaler_provider.planning` against the latest read. The patch
-carries a ``test`` of the resourceVersion it was planned from; when the CR changed in between (409, or
-422 for the failed test) the scaler re-reads and plans again, a few times. Any other API error fails the
+carries ``test`` ops on the fields it was planned from; when they changed in between (422 for the failed
+test, or 409) the scaler re-reads and plans again, a few times. Any other API error fails the
 queued requests (reported as errors) and writes nothing: an error never turns into a termination, and a
 failed read raises rather than reporting an empty cluster.
 

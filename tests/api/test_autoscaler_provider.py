@@ -19,7 +19,7 @@ from localkube.cluster import LocalKube
 from localkube.testing import running
 from ray_operator.cli import install_crds
 from rayside.kubeclient import KubeClient, KubeError
-from rayside.objects import JSON, PODS, RAYCLUSTERS
+from rayside.objects import JSON, PODS, RAYCLUSTERS, resource_version_of
 
 pytestmark = pytest.mark.api
 NS = "default"
@@ -89,6 +89,11 @@ def make_pod(kc: KubeClient, name: str, grp: str, kind: str = "worker", slice_na
     kc.create(PODS.path(NS), pod)
 
 
+def writes(patch: list[JSON]) -> list[JSON]:
+    """A patch without its guarding `test` ops."""
+    return [op for op in patch if op["op"] != "test"]
+
+
 def spec_of(kc: KubeClient) -> JSON:
     spec: JSON = kc.get(RAYCLUSTERS.path(NS, "rc"))["spec"]
     return spec
@@ -120,9 +125,9 @@ def test_single_host_terminate_one_read_one_patch(lk: LocalKube) -> None:
     after = rec.client.stats
     sent = {k: n for k in after if (n := after[k] - before.get(k, 0))}
     assert sent == {"GET": 2, "PATCH": 1}  # one GET of the CR, one LIST of its pods
-    rv = rec.patches[0][0]
-    assert rv["op"] == "test" and rv["path"] == "/metadata/resourceVersion"
-    assert rec.patches[0][1:] == [
+    assert rec.patches[0] == [
+        {"op": "test", "path": "/spec/workerGroupSpecs/0/groupName", "value": "cpu"},
+        {"op": "test", "path": "/spec/workerGroupSpecs/0/replicas", "value": 3},
         {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 2},
         {"op": "add", "path": "/spec/workerGroupSpecs/0/scaleStrategy", "value": {"workersToDelete": ["w2"]}},
     ]
@@ -146,7 +151,9 @@ def test_64_host_slice_scaled_up_in_one_update(lk: LocalKube) -> None:
     provider.flush()
     after = rec.client.stats
     assert {k: n for k in after if (n := after[k] - before.get(k, 0))} == {"GET": 2, "PATCH": 1}
-    assert rec.patches[0][1:] == [{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1}]
+    assert writes(rec.patches[0]) == [
+        {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1}
+    ]
     assert spec_of(rec.client)["workerGroupSpecs"][0]["replicas"] == 1
     provider.launch({"v6e": 10}, "l1")  # a replayed request id
     provider.launch({"v6e": 10}, "l2")  # claims 10 of the 54 hosts already on their way: no second slice
@@ -167,11 +174,31 @@ def test_conflict_is_retried_on_a_fresh_read(lk: LocalKube) -> None:
     other.patch(RAYCLUSTERS.path(NS, "rc"), {"spec": {"workerGroupSpecs": groups[::-1]}}, "merge")
     scaler.terminate(["b1"], "t1")
     scaler.flush(stale)
-    assert len(rec.patches) == 2  # the first failed its resourceVersion test
+    assert len(rec.patches) == 2  # the first failed its groupName test
     by_name = {g["groupName"]: g for g in spec_of(rec.client)["workerGroupSpecs"]}
     assert by_name["b"]["replicas"] == 0 and by_name["b"]["scaleStrategy"]["workersToDelete"] == ["b1"]
     assert by_name["a"]["replicas"] == 1 and "scaleStrategy" not in by_name["a"]
     assert provider.poll_errors() == []
+
+
+def test_status_writes_do_not_invalidate_a_plan_but_replicas_edits_do(lk: LocalKube) -> None:
+    rec = Recorder(lk)
+    make_cluster(rec.client, group("a", 1))
+    _, scaler = provider_for(rec)
+    other = lk.kube_client()
+    stale = scaler.refresh()
+    other.patch(RAYCLUSTERS.path(NS, "rc", "status"), {"status": {"desiredWorkerReplicas": 1}}, "merge")
+    assert resource_version_of(other.get(RAYCLUSTERS.path(NS, "rc"))) != resource_version_of(stale.raycluster)
+    scaler.launch({"a": 1}, "l1")
+    scaler.flush(stale)
+    assert len(rec.patches) == 1 and spec_of(other)["workerGroupSpecs"][0]["replicas"] == 2
+    stale = scaler.refresh()
+    edited = spec_of(other)["workerGroupSpecs"]
+    edited[0]["replicas"] = 4  # a user scales up by hand meanwhile: kept, and the launch adds to it
+    other.patch(RAYCLUSTERS.path(NS, "rc"), {"spec": {"workerGroupSpecs": edited}}, "merge")
+    scaler.launch({"a": 1}, "l2")
+    scaler.flush(stale)
+    assert len(rec.patches) == 3 and spec_of(other)["workerGroupSpecs"][0]["replicas"] == 5
 
 
 def test_api_errors_never_terminate(lk: LocalKube) -> None:
@@ -208,7 +235,7 @@ def test_pending_deletes_gate_then_launch_and_clear(lk: LocalKube) -> None:
     rec.client.delete(PODS.path(NS, "a2"))
     provider.launch({"tpu": 4}, "l1")  # the same id may be retried after the gate
     update(provider)
-    assert rec.patches[0][1:] == [
+    assert writes(rec.patches[0]) == [
         {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1},
         {"op": "add", "path": "/spec/workerGroupSpecs/0/scaleStrategy/workersToDelete", "value": []},
     ]
@@ -223,7 +250,7 @@ def test_busy_slice_is_kept_and_idle_slice_removed_whole(lk: LocalKube) -> None:
     update(provider)
     provider.terminate(["a1", "b0"], "t1")
     update(provider)
-    assert rec.patches[0][1:] == [
+    assert writes(rec.patches[0]) == [
         {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1},
         {
             "op": "add",
