@@ -19,10 +19,10 @@ Rules (pods are the autoscaler's unit, replicas the CR's; a replica is a slice o
 * while any group's ``workersToDelete`` still names a live pod, nothing is planned at all (the operator
   has not caught up); once they are gone the lists are cleared with the next plan that writes.
 
-The patch is guarded by ``test`` ops on the fields the plan read (each written group's name at its index,
-its ``replicas`` and ``workersToDelete``), so a concurrent edit fails the patch instead of scaling the
-wrong group or losing the edit; the provider then re-reads and plans again. Status writes, which the
-operator makes all the time, do not invalidate a plan.
+The patch is guarded by ``test`` ops on the fields the plan read (each written group's name at its
+index, its replica counts, bounds and ``workersToDelete``), so a concurrent edit fails the patch instead
+of scaling the wrong group or losing the edit; the provider then re-reads and plans again. Status writes,
+which the operator makes all the time, do not invalidate a plan.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ LABEL_GROUP = "ray.io/group"
 LABEL_REPLICA_NAME = "ray.io/worker-group-replica-name"
 LABEL_GKE_REPLICA_INDEX = "replicaIndex"
 HEAD, WORKER = "head", "worker"
+_BOUNDS = ("minReplicas", "maxReplicas", "numOfHosts")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Group:
     to_delete: tuple[str, ...]
     has_scale_strategy: bool
     raw_to_delete: list[str] | None = None  # workersToDelete exactly as read (None when absent)
+    read: tuple[tuple[str, int], ...] = ()  # minReplicas/maxReplicas/numOfHosts as read, when present
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ def read_cluster(raycluster: JSON, pods: Sequence[JSON]) -> Cluster:
                 to_delete=tuple(str(n) for n in listed),
                 has_scale_strategy=isinstance(strategy, dict),
                 raw_to_delete=listed if isinstance(raw, list) else None,
+                read=tuple((k, spec[k]) for k in _BOUNDS if isinstance(spec.get(k), int)),
             )
         )
     view: dict[str, Pod] = {}
@@ -259,9 +262,9 @@ def patch_ops(cluster: Cluster, plan: Plan) -> list[JSON]:
     """The JSON patch for ``plan``; [] when there is nothing to write.
 
     Optimistic concurrency on exactly what the plan read: before a group's writes, ``test`` ops check its
-    ``groupName`` at that index, its ``replicas`` and its ``workersToDelete`` (when present) still hold the
-    values planned from. A concurrent edit of any of them fails the whole patch (the provider re-reads and
-    plans again); a status write or an edit elsewhere in the CR does not.
+    ``groupName`` at that index, its ``replicas``, ``minReplicas``, ``maxReplicas``, ``numOfHosts`` and
+    ``workersToDelete`` (those present) still hold the values planned from. A concurrent edit of any of
+    them fails the whole patch (the provider re-reads and plans again); a status write does not.
     """
     ops: list[JSON] = []
     for group in cluster.groups:
@@ -272,6 +275,7 @@ def patch_ops(cluster: Cluster, plan: Plan) -> list[JSON]:
         ops.append({"op": "test", "path": f"{base}/groupName", "value": group.name})
         if group.replicas is not None:
             ops.append({"op": "test", "path": f"{base}/replicas", "value": group.replicas})
+        ops.extend({"op": "test", "path": f"{base}/{key}", "value": value} for key, value in group.read)
         if group.raw_to_delete is not None:
             path = f"{base}/scaleStrategy/workersToDelete"
             ops.append({"op": "test", "path": path, "value": group.raw_to_delete})

@@ -128,6 +128,9 @@ def test_single_host_terminate_one_read_one_patch(lk: LocalKube) -> None:
     assert rec.patches[0] == [
         {"op": "test", "path": "/spec/workerGroupSpecs/0/groupName", "value": "cpu"},
         {"op": "test", "path": "/spec/workerGroupSpecs/0/replicas", "value": 3},
+        {"op": "test", "path": "/spec/workerGroupSpecs/0/minReplicas", "value": 0},
+        {"op": "test", "path": "/spec/workerGroupSpecs/0/maxReplicas", "value": 5},
+        {"op": "test", "path": "/spec/workerGroupSpecs/0/numOfHosts", "value": 1},
         {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 2},
         {"op": "add", "path": "/spec/workerGroupSpecs/0/scaleStrategy", "value": {"workersToDelete": ["w2"]}},
     ]

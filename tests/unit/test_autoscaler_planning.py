@@ -2,7 +2,7 @@
 as a table of (RayCluster, pods, request) → exact JSON patch, errors and skips.
 
 Rows list the writes; every patch also carries, before each written group's writes, `test` ops on that
-group's groupName, replicas and workersToDelete as read (`with_guards`; spelled out in
+group's groupName, replicas, bounds and workersToDelete as read (`with_guards`; spelled out in
 `test_guard_ops_literal`). Where the reference autoscaler is documented as lossy, the row expects the fixed
 behaviour and says so: partial slice requests round up (5), a slice is deleted whole and counted once
 (6, 6b), a slice with a busy host is not deleted (6c), and scaleStrategy is written with `add` (valid
@@ -258,8 +258,9 @@ def with_guards(cr: JSON, writes: list[JSON]) -> list[JSON]:
             spec = cr["spec"]["workerGroupSpecs"][index]
             base = f"/spec/workerGroupSpecs/{index}"
             out.append({"op": "test", "path": f"{base}/groupName", "value": spec["groupName"]})
-            if "replicas" in spec:
-                out.append({"op": "test", "path": f"{base}/replicas", "value": spec["replicas"]})
+            for key in ("replicas", "minReplicas", "maxReplicas", "numOfHosts"):
+                if key in spec:
+                    out.append({"op": "test", "path": f"{base}/{key}", "value": spec[key]})
             if "workersToDelete" in spec.get("scaleStrategy", {}):
                 path = f"{base}/scaleStrategy/workersToDelete"
                 out.append({"op": "test", "path": path, "value": spec["scaleStrategy"]["workersToDelete"]})
@@ -312,6 +313,9 @@ def test_guard_ops_literal() -> None:
     assert patch_ops(view, plan_scale(view, row.request)) == [
         {"op": "test", "path": "/spec/workerGroupSpecs/0/groupName", "value": "tpu"},
         {"op": "test", "path": "/spec/workerGroupSpecs/0/replicas", "value": 0},
+        {"op": "test", "path": "/spec/workerGroupSpecs/0/minReplicas", "value": 0},
+        {"op": "test", "path": "/spec/workerGroupSpecs/0/maxReplicas", "value": 5},
+        {"op": "test", "path": "/spec/workerGroupSpecs/0/numOfHosts", "value": 4},
         {"op": "test", "path": "/spec/workerGroupSpecs/0/scaleStrategy/workersToDelete", "value": ["a2"]},
         {"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": 1},
         {"op": "add", "path": "/spec/workerGroupSpecs/0/scaleStrategy/workersToDelete", "value": []},
