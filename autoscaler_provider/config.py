@@ -8,8 +8,9 @@ same node types. Differences, each deliberate:
   A user label of the same key in the group's top-level ``labels`` wins, as it does at runtime;
 * a suspended worker group (``suspend: true``) gets ``min_workers = max_workers = 0``: the operator keeps
   it at zero pods, so requesting nodes of it could only time out;
-* ``minReplicas``/``maxReplicas`` default to the CRD defaults (0 and 2147483647) when absent instead of
-  failing with a KeyError.
+* ``minReplicas``/``maxReplicas`` default to the CRD defaults (0 and 2147483647) when absent, and a
+  cluster without ``workerGroupSpecs`` (head only) gets just the head node type, where Ray's derivation
+  fails with a KeyError.
 
 Anything Ray's derivation rejects (no CPU count, a bad quantity, a malformed ``resources`` rayStartParam,
 bad label syntax) raises :class:`ConfigError` with a one-line message naming the group and field.

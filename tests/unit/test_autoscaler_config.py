@@ -251,3 +251,15 @@ def test_result_is_json_and_fresh() -> None:
     first, second = derive_autoscaling_config(rc), derive_autoscaling_config(rc)
     first["file_mounts"]["x"] = 1
     assert second["file_mounts"] == {} and json.loads(json.dumps(second)) == second
+
+
+def test_head_only_cluster_without_worker_groups() -> None:
+    """Difference 3: a RayCluster with no `workerGroupSpecs` key (valid; 10 of KubeRay's samples) makes
+    Ray's derivation fail with KeyError; here it is a cluster with only the head node type."""
+    rc = _cluster()
+    del rc["spec"]["workerGroupSpecs"]
+    with pytest.raises(KeyError):
+        _derive_autoscaling_config_from_ray_cr(copy.deepcopy(rc))
+    with_groups = _with_crd_defaults(_cluster())
+    assert derive_autoscaling_config(rc) == _expected(with_groups)
+    assert list(derive_autoscaling_config(rc)["available_node_types"]) == ["headgroup"]
