@@ -182,14 +182,22 @@ class Scaler:
             return snap
 
     def _plan(self, snap: Snapshot, pending: _Pending) -> Plan:
-        busy = set(self._busy_nodes())
+        busy = self._busy(snap)
         plan = plan_scale(snap.cluster, pending.request(busy, self._surplus))
         # Re-check just before writing: a pod that became busy meanwhile is not deleted.
         planned = {n for names in plan.deletes.values() for n in names}
-        now = set(self._busy_nodes()) if planned else set()
+        now = self._busy(snap) if planned else set()
         if planned & now:
             plan = plan_scale(snap.cluster, pending.request(busy | now, self._surplus))
         return plan
+
+    def _busy(self, snap: Snapshot) -> set[str]:
+        """Pods Ray reports busy; when Ray cannot be asked, every pod (launches go on, nothing is removed)."""
+        try:
+            return set(self._busy_nodes())
+        except Exception as exc:  # the GCS query failed: keep everything
+            log.warning("%s/%s: cannot tell busy nodes, terminating none: %s", self.namespace, self.name, exc)
+            return set(snap.cluster.pods)
 
     def _apply(self, snap: Snapshot, plan: Plan) -> None:
         ops = patch_ops(snap.cluster, plan)

@@ -264,3 +264,25 @@ def test_busy_slice_is_kept_and_idle_slice_removed_whole(lk: LocalKube) -> None:
     assert [(type(e).__name__, e.cloud_instance_id) for e in provider.poll_errors()] == [
         ("TerminateNodeError", "a1")
     ]
+
+
+def test_unknown_busy_state_keeps_every_pod_but_still_launches(lk: LocalKube) -> None:
+    rec = Recorder(lk)
+    make_cluster(rec.client, group("cpu", 1), group("gpu", 0))
+    make_pod(rec.client, "w1", "cpu")
+
+    def gcs_down() -> frozenset[str]:
+        raise ConnectionError("GCS unavailable")
+
+    scaler = Scaler(rec.client, "rc", NS, busy_nodes=gcs_down)
+    provider = RaysideCloudProvider(scaler)
+    update(provider)
+    provider.terminate(["w1"], "t1")
+    provider.launch({"gpu": 1}, "l1")
+    provider.flush()
+    assert writes(rec.patches[0]) == [
+        {"op": "replace", "path": "/spec/workerGroupSpecs/1/replicas", "value": 1}
+    ]
+    assert [(type(e).__name__, e.cloud_instance_id) for e in provider.poll_errors()] == [
+        ("TerminateNodeError", "w1")
+    ]
