@@ -227,18 +227,18 @@ def _plan_terminations(
     cluster: Cluster, request: Request, listed: set[str], units: dict[str, int], plan: Plan
 ) -> None:
     busy = set(request.busy)
-    touched: dict[str, list[str]] = {}  # slice → its hosts, in first-touched order
+    touched: set[tuple[str, str]] = set()  # (group, slice) already removed by this plan
     for name in request.terminate:
         pod = cluster.pods.get(name)
         reason = _skip_reason(cluster, pod, name, listed)
-        if pod is not None and reason is None and pod.slice not in touched:
+        if pod is not None and reason is None and (pod.group, pod.slice) not in touched:
             hosts = cluster.slice_hosts(pod)
             if any(h in listed for h in hosts):
                 reason = "its slice is already being deleted"
             elif any(h in busy for h in hosts):
                 reason = "Ray reports it or a host of its slice busy"
             else:
-                touched[pod.slice] = hosts
+                touched.add((pod.group, pod.slice))
                 units[pod.group] = max(0, units[pod.group] - 1)
                 plan.deletes.setdefault(pod.group, []).extend(hosts)
         if reason:

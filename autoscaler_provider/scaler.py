@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 WAITING = "There are workers to be deleted from: {groups}. Waiting for them to be deleted before scaling."
 CAPPED = "Launch capped by maxReplicas limit."
 BUSY = "Not terminated: {reason}."
+DONE_KEPT = 10_000  # request ids remembered for idempotency (Ray replays only recent ones)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Scaler:
         self._attempts = max(1, attempts)
         self._lock = threading.RLock()
         self._pending = _Pending()
-        self._done: set[str] = set()
+        self._done: dict[str, None] = {}  # request ids carried out, oldest first (the last DONE_KEPT)
         self._errors: list[ScaleError] = []
         self._surplus: dict[str, int] = {}
         self._latest: Snapshot | None = None
@@ -216,7 +217,9 @@ class Scaler:
             self._fail(pending, details, None)
             return
         self._surplus = dict(plan.surplus)
-        self._done.update(pending.launches, pending.terminations)
+        self._done.update(dict.fromkeys([*pending.launches, *pending.terminations]))
+        for old in list(self._done)[: max(0, len(self._done) - DONE_KEPT)]:
+            del self._done[old]
         rejected = dict(plan.rejected)
         for request_id, shape in pending.launches.items():
             for node_type, count in shape.items():
