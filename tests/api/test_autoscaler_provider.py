@@ -286,3 +286,65 @@ def test_unknown_busy_state_keeps_every_pod_but_still_launches(lk: LocalKube) ->
     assert [(type(e).__name__, e.cloud_instance_id) for e in provider.poll_errors()] == [
         ("TerminateNodeError", "w1")
     ]
+
+
+def rep(index: int, value: int) -> JSON:
+    return {"op": "replace", "path": f"/spec/workerGroupSpecs/{index}/replicas", "value": value}
+
+
+def listed(index: int, names: list[str]) -> JSON:
+    return {
+        "op": "add",
+        "path": f"/spec/workerGroupSpecs/{index}/scaleStrategy",
+        "value": {"workersToDelete": names},
+    }
+
+
+SLICE_A = [("a0", "tpu", "tpu-a"), ("a1", "tpu", "tpu-a"), ("a2", "tpu", "tpu-a"), ("a3", "tpu", "tpu-a")]
+Scenario = tuple[list[JSON], list[tuple[str, str, str]], str, Any, list[JSON], list[tuple[str, int]]]
+SCENARIOS: dict[str, Scenario] = {
+    # name: (groups, pods (name, group, slice), call, argument, writes, launch errors (type, count))
+    "5 partial slice rounds up": (
+        [group("tpu", 1, hi=3, hosts=4)], SLICE_A, "launch", {"tpu": 1}, [rep(0, 2)], []
+    ),
+    "5 over max: capped, 4 rejected": (
+        [group("tpu", 1, hi=3, hosts=4)], SLICE_A, "launch", {"tpu": 12}, [rep(0, 3)], [("tpu", 4)]
+    ),
+    "10 normalisation": (
+        [group("a", 7, hi=5), group("b", 0, minReplicas=2), group("c", 1)],
+        [*((f"a{i}", "a", "") for i in range(5)), ("c1", "c", ""), ("c2", "c", "")],
+        "launch", {"c": 1}, [rep(0, 5), rep(1, 2), rep(2, 3)], [],
+    ),
+    "12 head and ghost": (
+        [group("cpu", 1)], [("w1", "cpu", "")], "terminate", ["rc-head-x", "ghost"], [], []
+    ),
+    "15 max lowered: the whole slice": (
+        [group("tpu", 1, hi=0, hosts=4)], SLICE_A, "terminate", ["a0", "a1", "a2", "a3"],
+        [rep(0, 0), listed(0, ["a0", "a1", "a2", "a3"])], [],
+    ),
+    "6b two slices touched: replicas -2": (
+        [group("tpu", 2, hosts=2)],
+        [("a0", "tpu", "tpu-a"), ("a1", "tpu", "tpu-a"), ("b0", "tpu", "tpu-b"), ("b1", "tpu", "tpu-b")],
+        "terminate", ["a1", "b0"], [rep(0, 0), listed(0, ["a0", "a1", "b0", "b1"])], [],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_patches(lk: LocalKube, name: str) -> None:
+    groups, pods, call, argument, want, launch_errors = SCENARIOS[name]
+    rec = Recorder(lk)
+    make_cluster(rec.client, *groups)
+    for pod_name, grp, slice_name in pods:
+        make_pod(rec.client, pod_name, grp, slice_name=slice_name)
+    provider, _ = provider_for(rec)
+    update(provider)
+    getattr(provider, call)(argument, "r1")
+    provider.flush()
+    assert [writes(p) for p in rec.patches] == ([want] if want else [])
+    assert [(e.node_type, e.count) for e in provider.poll_errors()] == launch_errors
+    if want:  # the CR holds what was written
+        for op in want:
+            index, field = op["path"].split("/")[3:5]
+            stored = spec_of(rec.client)["workerGroupSpecs"][int(index)][field]
+            assert stored == op["value"]
