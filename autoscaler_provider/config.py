@@ -280,7 +280,12 @@ def _tpu_head_resource(selector: Mapping[str, Any], group: str) -> str | None:
     generation = TPU_GENERATIONS.get(str(accelerator)) if topology and accelerator else None
     if not generation:
         return None
-    chips = math.prod(int(dim) for dim in str(topology).strip().lower().split("x"))
+    try:
+        chips = math.prod(int(dim) for dim in str(topology).strip().lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"group {group}: nodeSelector {TPU_TOPOLOGY_SELECTOR}={topology!r} is not like 2x2x4"
+        ) from exc
     cores = chips * (1 if generation.startswith(_SINGLE_CORE_TPUS) else 2)
     return f"TPU-{generation}-{cores}-head"
 

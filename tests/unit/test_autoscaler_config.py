@@ -235,6 +235,10 @@ def test_scenario_values_spelled_out() -> None:
         (_group("w", rayStartParams={"resources": "nope"}), "rayStartParams.resources="),
         (_group("w", labels={"bad key!": "v"}), "labels key 'bad key!'"),
         (_group("w", labels={"k": "-bad"}), "labels['k']='-bad'"),
+        (
+            _group("w", limits=TPU_LIMITS, nodeSelector={**TPU_SELECTOR, TOPOLOGY: "4xfour"}),
+            "cloud.google.com/gke-tpu-topology='4xfour'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_error_like_ray_rejects(group: JSON, needle: str) -> None:
