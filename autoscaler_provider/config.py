@@ -26,8 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ray_operator.builders.quantity import QuantityError, parse_quantity
 from rayside.objects import JSON, name_of, namespace_of
+from rayside.quantity import QuantityError, parse_quantity
 
 log = logging.getLogger(__name__)
 
