@@ -5,11 +5,16 @@ builders produced and the expectation state, and returns a `Plan`: an ordered li
 suspend phase (which drives status), and an optional error that stops the pass. Nothing here does I/O;
 the `Applier` performs the plan in one batch, stopping at the first failed action. Randomness (multi-host
 replica names) comes from the injected `rand5`.
+
+Work per pass is bounded: at most `max_creates` Pods are planned (and built) per pass, multi-host replicas
+only whole; when more are missing the plan is `truncated` and the reconciler requeues the cluster at the
+back of the queue, so the next chunk is planned from the then-current spec and cache. Nothing here
+allocates in proportion to `replicas`, only to the Pods that exist and the chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ray_operator.builders.resources import clamp_replicas, hosts
@@ -81,6 +86,31 @@ class Plan:
     phase: SuspendPhase = SuspendPhase.NONE
     error: str | None = None  # stops the pass after the actions; status still written
     marker: str | None = None
+    truncated: bool = False  # more Pods are missing than this pass may create: requeue at once
+
+
+@dataclass
+class Budget:
+    """Pod creates this pass may still plan (the chunk size); `truncated` once a create was held back."""
+
+    left: int
+    used: int = 0
+    truncated: bool = False
+
+    def take(self, wanted: int, unit: int = 1) -> int:
+        """How many of `wanted` units of `unit` Pods each (a multi-host replica is one unit) fit. A unit
+        larger than the whole chunk still goes out alone in a fresh budget, so such groups progress."""
+        units = min(wanted, self.left // unit)
+        if units == 0 and wanted > 0 and self.used == 0 and self.left > 0:
+            units = 1
+        self.used += units * unit
+        self.left = max(0, self.left - units * unit)
+        if units < wanted:
+            self.truncated = True
+        return units
+
+
+DEFAULT_MAX_CREATES = 500  # per pass, like the ReplicaSet controller's burst
 
 
 PodFactory = Callable[[PodSlot], JSON]
@@ -122,13 +152,14 @@ def suspend_phase(cluster: RayCluster, status: JSON | None, gates: FeatureGates)
     return SuspendPhase.SUSPENDING if suspend else SuspendPhase.NONE
 
 
-def _smallest_free(used: Iterable[int], count: int) -> list[int]:
-    taken, out, i = set(used), list[int](), 0
-    while len(out) < count:
+def smallest_free(used: Iterable[int], count: int) -> Iterator[int]:
+    """The `count` smallest non-negative integers not in `used`, lazily (memory: O(len(used)))."""
+    taken, found, i = set(used), 0, 0
+    while found < count:
         if i not in taken:
-            out.append(i)
+            found += 1
+            yield i
         i += 1
-    return out
 
 
 def _int_label(pod: JSON, key: str) -> int | None:
@@ -138,7 +169,12 @@ def _int_label(pod: JSON, key: str) -> int | None:
 
 # -- head -------------------------------------------------------------------------------------------------
 def _plan_head(
-    cluster: RayCluster, heads: list[JSON], status: JSON | None, make_pod: PodFactory, plan: Plan
+    cluster: RayCluster,
+    heads: list[JSON],
+    status: JSON | None,
+    make_pod: PodFactory,
+    plan: Plan,
+    budget: Budget,
 ) -> None:
     if len(heads) > 1:
         plan.error = f"{len(heads)} head pods found for RayCluster {cluster.metadata.get('name')}; expected 1"
@@ -151,7 +187,8 @@ def _plan_head(
     annotations = cluster.metadata.get("annotations") or {}
     if is_true(status, PROVISIONED) and annotations.get(ANN_DISABLE_PROVISIONED_HEAD_RESTART) == "true":
         return
-    plan.actions.append(Create(make_pod(PodSlot(None)), HEAD_KEY, "FailedCreateHeadPod"))
+    if budget.take(1):
+        plan.actions.append(Create(make_pod(PodSlot(None)), HEAD_KEY, "FailedCreateHeadPod"))
 
 
 # -- single-host worker groups ----------------------------------------------------------------------------
@@ -164,6 +201,7 @@ def _plan_group(
     random_delete: bool,
     make_pod: PodFactory,
     plan: Plan,
+    budget: Budget,
 ) -> bool:
     """Plan one numOfHosts=1 group; returns False when the pass must stop after this group."""
     name = group.group_name
@@ -178,8 +216,8 @@ def _plan_group(
     remaining = [p for p in pods if name_of(p) not in to_delete]
     diff = clamp_replicas(group) * hosts(group) - len(remaining)
     if diff > 0:
-        free = _smallest_free(
-            (i for p in remaining if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None), diff
+        free = smallest_free(
+            (i for p in remaining if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None), budget.take(diff)
         )
         for index in free:
             slot = PodSlot(name, replica_index=index) if indexing else PodSlot(name)
@@ -207,6 +245,7 @@ def _plan_multi_host(
     rand5: Callable[[], str],
     random_delete: bool,
     plan: Plan,
+    budget: Budget,
 ) -> bool:
     """Replicas of numOfHosts Pods are created and deleted whole (operator-spec §2.8.5)."""
     name, n = group.group_name, hosts(group)
@@ -235,7 +274,7 @@ def _plan_multi_host(
         used = (
             i for ps in replicas.values() for p in ps if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None
         )
-        for index in _smallest_free(used, want - len(have)):
+        for index in smallest_free(used, budget.take(want - len(have), n)):
             replica_name = f"{name}-{rand5()}"
             for host in range(n):
                 slot = PodSlot(name, replica_index=index, replica_name=replica_name, host_index=host)
@@ -267,8 +306,29 @@ def plan_pods(
     rand5: Callable[[], str],
     plan: Plan,
     random_delete: bool = False,
+    max_creates: int = DEFAULT_MAX_CREATES,
 ) -> None:
-    """Pod work of one pass (suspend, head, each worker group), appended to `plan`."""
+    """Pod work of one pass (suspend, head, each worker group), appended to `plan`; at most
+    `max_creates` Pod creates (`plan.truncated` when more were due)."""
+    budget = Budget(max_creates)
+    try:
+        _plan_pods(cluster, status, pods, gates, unsatisfied, make_pod, rand5, plan, random_delete, budget)
+    finally:
+        plan.truncated = budget.truncated
+
+
+def _plan_pods(
+    cluster: RayCluster,
+    status: JSON | None,
+    pods: list[JSON],
+    gates: FeatureGates,
+    unsatisfied: frozenset[str],
+    make_pod: PodFactory,
+    rand5: Callable[[], str],
+    plan: Plan,
+    random_delete: bool,
+    budget: Budget,
+) -> None:
     plan.phase = suspend_phase(cluster, status, gates)
     if plan.phase is SuspendPhase.SUSPENDING:
         plan.actions += _delete_all(pods, None, "FailedDeleteAllPods")
@@ -277,7 +337,7 @@ def plan_pods(
         return
     heads = [p for p in pods if labels_of(p).get(LABEL_NODE_TYPE) == NODE_TYPE_HEAD]
     if HEAD_KEY not in unsatisfied:
-        _plan_head(cluster, heads, status, make_pod, plan)
+        _plan_head(cluster, heads, status, make_pod, plan, budget)
         if plan.error:
             return
     by_group: dict[str, list[JSON]] = {}
@@ -289,7 +349,8 @@ def plan_pods(
         if group.group_name in unsatisfied:
             continue
         group_pods = by_group.get(group.group_name, [])
-        if not _plan_worker_group(cluster, group, group_pods, indexing, make_pod, rand5, random_delete, plan):
+        worker = _Worker(indexing, make_pod, rand5, random_delete, plan, budget)
+        if not _plan_worker_group(cluster, group, group_pods, worker):
             return
     if not unsatisfied:
         _clear_workers_to_delete(cluster, by_group, plan)
@@ -304,38 +365,45 @@ def _delete_all(pods: list[JSON], group: str | None, reason: str) -> list[Delete
     ]
 
 
+@dataclass(frozen=True)
+class _Worker:
+    """What planning a worker group needs besides the group and its Pods."""
+
+    indexing: bool
+    make_pod: PodFactory
+    rand5: Callable[[], str]
+    random_delete: bool
+    plan: Plan
+    budget: Budget
+
+
 def _plan_worker_group(
-    cluster: RayCluster,
-    group: WorkerGroupSpec,
-    group_pods: list[JSON],
-    indexing: bool,
-    make_pod: PodFactory,
-    rand5: Callable[[], str],
-    random_delete: bool,
-    plan: Plan,
+    cluster: RayCluster, group: WorkerGroupSpec, group_pods: list[JSON], w: _Worker
 ) -> bool:
     """One worker group: suspended, multi-host slices, or plain replicas. False stops the pass."""
     if group.suspend:
-        plan.actions += _delete_all(group_pods, group.group_name, "FailedDeleteWorkerPod")
+        w.plan.actions += _delete_all(group_pods, group.group_name, "FailedDeleteWorkerPod")
         return True
-    if hosts(group) > 1 and indexing:
+    if hosts(group) > 1 and w.indexing:
         return _plan_multi_host(
             cluster,
             group,
             group_pods,
-            make_pod=make_pod,
-            rand5=rand5,
-            random_delete=random_delete,
-            plan=plan,
+            make_pod=w.make_pod,
+            rand5=w.rand5,
+            random_delete=w.random_delete,
+            plan=w.plan,
+            budget=w.budget,
         )
     return _plan_group(
         cluster,
         group,
         group_pods,
-        indexing=indexing,
-        random_delete=random_delete,
-        make_pod=make_pod,
-        plan=plan,
+        indexing=w.indexing,
+        random_delete=w.random_delete,
+        make_pod=w.make_pod,
+        plan=w.plan,
+        budget=w.budget,
     )
 
 
@@ -357,8 +425,10 @@ def plan_cluster(
     make_pod: PodFactory,
     rand5: Callable[[], str],
     random_delete: bool = False,
+    max_creates: int = DEFAULT_MAX_CREATES,
 ) -> Plan:
-    """The whole pass for a valid, operator-managed cluster: children first, then Pods."""
+    """The whole pass for a valid, operator-managed cluster: children first, then at most `max_creates`
+    Pod creates (`Plan.truncated` when more are due)."""
     plan = Plan()
     status = cluster.status.to_dict() if cluster.status else None
     plan_children(children, existing, plan)
@@ -372,6 +442,7 @@ def plan_cluster(
         rand5=rand5,
         plan=plan,
         random_delete=random_delete,
+        max_creates=max_creates,
     )
     return plan
 
@@ -389,8 +460,10 @@ def pod_slot_labels(slot: PodSlot) -> dict[str, str]:
 
 
 __all__ = [
+    "DEFAULT_MAX_CREATES",
     "SUSPENDED",
     "Action",
+    "Budget",
     "ClearWorkersToDelete",
     "Create",
     "Delete",
@@ -399,5 +472,6 @@ __all__ = [
     "plan_cluster",
     "plan_pods",
     "should_delete_pod",
+    "smallest_free",
     "suspend_phase",
 ]
