@@ -6,16 +6,17 @@ suspend phase (which drives status), and an optional error that stops the pass. 
 the `Applier` performs the plan in one batch, stopping at the first failed action. Randomness (multi-host
 replica names) comes from the injected `rand5`.
 
-Work per pass is bounded: at most `max_creates` Pods are planned (and built) per pass, multi-host replicas
-only whole; when more are missing the plan is `truncated` and the reconciler requeues the cluster at the
-back of the queue, so the next chunk is planned from the then-current spec and cache. Nothing here
-allocates in proportion to `replicas`, only to the Pods that exist and the chunk.
+Work per pass is bounded: at most `max_creates` Pods are planned (and built) per pass, and as many
+deleted, multi-host replicas only whole; when more are due the plan is `truncated` and the reconciler
+requeues the cluster at the back of the queue, so the next chunk is planned from the then-current spec
+and cache. Nothing here allocates in proportion to `replicas`, only to the Pods that exist and the chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ray_operator.builders.resources import clamp_replicas, hosts
 from ray_operator.constants import (
@@ -40,6 +41,7 @@ from ray_operator.raycluster.status import (
 from rayside.objects import JSON, is_deleting, labels_of, name_of
 
 HEAD_KEY = ""  # expectations / group key of the head
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -91,23 +93,43 @@ class Plan:
 
 @dataclass
 class Budget:
-    """Pod creates this pass may still plan (the chunk size); `truncated` once a create was held back."""
+    """Pod creates (`left`) and deletes (`deletes_left`) this pass may still plan, one chunk each;
+    `truncated` once one was held back."""
 
     left: int
+    deletes_left: int | None = None  # None: as many as `left` starts with
     used: int = 0
+    deletes_used: int = 0
     truncated: bool = False
 
+    def __post_init__(self) -> None:
+        if self.deletes_left is None:
+            self.deletes_left = self.left
+
     def take(self, wanted: int, unit: int = 1) -> int:
-        """How many of `wanted` units of `unit` Pods each (a multi-host replica is one unit) fit. A unit
-        larger than the whole chunk still goes out alone in a fresh budget, so such groups progress."""
-        units = min(wanted, self.left // unit)
-        if units == 0 and wanted > 0 and self.used == 0 and self.left > 0:
-            units = 1
+        """How many of `wanted` units of `unit` Pods each (a multi-host replica is one unit) may be
+        created. A unit larger than the whole chunk still goes out alone in a fresh budget."""
+        units = _fit(wanted, unit, self.left, self.used)
         self.used += units * unit
         self.left = max(0, self.left - units * unit)
-        if units < wanted:
-            self.truncated = True
+        self.truncated |= units < wanted
         return units
+
+    def cut(self, items: Sequence[T], unit: int = 1) -> list[T]:
+        """The leading `items` (each a unit of `unit` Pods) that may be deleted this pass."""
+        left = self.deletes_left or 0
+        units = _fit(len(items), unit, left, self.deletes_used)
+        self.deletes_used += units * unit
+        self.deletes_left = max(0, left - units * unit)
+        self.truncated |= units < len(items)
+        return list(items[:units])
+
+
+def _fit(wanted: int, unit: int, left: int, used: int) -> int:
+    units = min(wanted, left // unit)
+    if units == 0 and wanted > 0 and used == 0 and left > 0:
+        units = 1
+    return units
 
 
 DEFAULT_MAX_CREATES = 500  # per pass, like the ReplicaSet controller's burst
@@ -180,7 +202,7 @@ def _plan_head(
         plan.error = f"{len(heads)} head pods found for RayCluster {cluster.metadata.get('name')}; expected 1"
         return
     if len(heads) == 1:
-        if should_delete_pod(heads[0]):
+        if should_delete_pod(heads[0]) and budget.cut([heads[0]]):
             plan.actions.append(Delete("Pod", name_of(heads[0]), HEAD_KEY, "FailedDeleteHeadPod"))
             plan.error = f"head Pod {name_of(heads[0])} is unhealthy; deleted it"
         return
@@ -207,12 +229,14 @@ def _plan_group(
     name = group.group_name
     unhealthy = [p for p in pods if should_delete_pod(p)]
     if unhealthy:
-        plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in unhealthy]
+        plan.actions += [
+            Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in budget.cut(unhealthy)
+        ]
         plan.error = f"deleted {len(unhealthy)} unhealthy worker Pod(s) of group {name}"
         return False
     to_delete = set((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
     doomed = [p for p in pods if name_of(p) in to_delete]
-    plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in doomed]
+    plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in budget.cut(doomed)]
     remaining = [p for p in pods if name_of(p) not in to_delete]
     diff = clamp_replicas(group) * hosts(group) - len(remaining)
     if diff > 0:
@@ -231,7 +255,9 @@ def _plan_group(
                 -(_int_label(p, LABEL_REPLICA_INDEX) or 0),
             ),
         )
-        plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in order[:-diff]]
+        plan.actions += [
+            Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in budget.cut(order[:-diff])
+        ]
     return True
 
 
@@ -261,7 +287,7 @@ def _plan_multi_host(
     broken = [r for r, ps in replicas.items() if len(ps) < n or any(should_delete_pod(p) for p in ps)]
     to_delete = set((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
     listed = [r for r, ps in replicas.items() if r not in broken and any(name_of(p) in to_delete for p in ps)]
-    for replica in broken + listed:
+    for replica in budget.cut(broken + listed, n):
         drop(replica)
     if broken or listed:
         plan.error = (
@@ -280,7 +306,7 @@ def _plan_multi_host(
                 slot = PodSlot(name, replica_index=index, replica_name=replica_name, host_index=host)
                 plan.actions.append(Create(make_pod(slot), name, "FailedCreateWorkerPod"))
     elif want < len(have) and (random_delete or not cluster.spec.enable_in_tree_autoscaling):
-        for replica in have[want:]:
+        for replica in budget.cut(have[want:], n):
             drop(replica)
     return True
 
@@ -331,7 +357,7 @@ def _plan_pods(
 ) -> None:
     plan.phase = suspend_phase(cluster, status, gates)
     if plan.phase is SuspendPhase.SUSPENDING:
-        plan.actions += _delete_all(pods, None, "FailedDeleteAllPods")
+        plan.actions += budget.cut(_delete_all(pods, None, "FailedDeleteAllPods"))
         return
     if plan.phase is SuspendPhase.SUSPENDED:
         return
@@ -382,7 +408,7 @@ def _plan_worker_group(
 ) -> bool:
     """One worker group: suspended, multi-host slices, or plain replicas. False stops the pass."""
     if group.suspend:
-        w.plan.actions += _delete_all(group_pods, group.group_name, "FailedDeleteWorkerPod")
+        w.plan.actions += w.budget.cut(_delete_all(group_pods, group.group_name, "FailedDeleteWorkerPod"))
         return True
     if hosts(group) > 1 and w.indexing:
         return _plan_multi_host(

@@ -12,7 +12,7 @@ import pytest
 from ray_operator.builders import BuildSettings
 from ray_operator.builders.raystart import RayStartConflict, SpecValueError, port_param
 from ray_operator.raycluster.children import pod_factory
-from ray_operator.raycluster.plan import Budget, Create, Plan, PodSlot, plan_cluster, smallest_free
+from ray_operator.raycluster.plan import Budget, Create, Delete, Plan, PodSlot, plan_cluster, smallest_free
 from ray_operator.raycluster.status import spec_problem
 from ray_operator.settings import SettingsError, load_settings
 from rayside.quantity import QuantityError
@@ -92,9 +92,9 @@ def test_head_counts_against_the_budget() -> None:
     assert p.truncated
 
 
-def test_scale_down_is_not_truncated() -> None:
+def test_scale_down_creates_nothing() -> None:
     rc = cluster([group(replicas=1, maxReplicas=MAX_INT32)])
-    pods = [head(), *(pod(PodSlot("wg", replica_index=i)) for i in range(50))]
+    pods = [head(), *(pod(PodSlot("wg", replica_index=i)) for i in range(5))]
     p = chunked(rc, pods, 10)
     assert not p.truncated and not worker_creates(p)
 
@@ -118,6 +118,9 @@ def test_budget_take() -> None:
     fresh = Budget(2)
     assert fresh.take(5, unit=8) == 1 and fresh.truncated and fresh.left == 0  # a lone big slice
     assert Budget(0).take(1) == 0
+    deletes = Budget(10, 5)
+    assert deletes.cut([1, 2, 3]) == [1, 2, 3] and not deletes.truncated
+    assert deletes.cut(["a", "b"], unit=2) == ["a"] and deletes.truncated and deletes.deletes_left == 0
 
 
 def test_smallest_free_is_lazy() -> None:
@@ -194,3 +197,33 @@ def test_max_creates_flag() -> None:
     assert load_settings(["--max-creates-per-pass", "50"]).max_creates_per_pass == 50
     with pytest.raises(SettingsError, match="--max-creates-per-pass 0 must be greater than 0"):
         load_settings(["--max-creates-per-pass", "0"])
+
+
+def deletes_of(p: Plan) -> list[str]:
+    return [a.name for a in p.actions if isinstance(a, Delete)]
+
+
+def test_scale_down_deletes_one_chunk_per_pass() -> None:
+    rc = cluster([group(replicas=1, maxReplicas=MAX_INT32)])
+    pods = [head(), *(pod(PodSlot("wg", replica_index=i)) for i in range(50))]
+    p = chunked(rc, pods, 10)
+    assert len(deletes_of(p)) == 10 and p.truncated
+    p = chunked(rc, pods[:12], 10)  # 11 workers, 1 wanted: exactly the chunk
+    assert len(deletes_of(p)) == 10 and not p.truncated
+
+
+def test_multi_host_scale_down_deletes_whole_slices_per_chunk() -> None:
+    rc = cluster([group(replicas=0, numOfHosts=4, maxReplicas=MAX_INT32)])
+    pods = [head()]
+    for r in range(5):
+        for h in range(4):
+            pods.append(pod(PodSlot("wg", replica_index=r, replica_name=f"wg-r{r}", host_index=h)))
+    p = chunked(rc, pods, 10)  # 2 whole slices fit in 10
+    assert len(deletes_of(p)) == 8 and p.truncated
+
+
+def test_suspend_deletes_one_chunk_per_pass() -> None:
+    rc = cluster([group(replicas=3, maxReplicas=MAX_INT32)], suspend=True)
+    pods = [head(), *(pod(PodSlot("wg", replica_index=i)) for i in range(30))]
+    p = chunked(rc, pods, 10)
+    assert len(deletes_of(p)) == 10 and p.truncated
