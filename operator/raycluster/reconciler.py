@@ -148,11 +148,12 @@ class RayClusterReconciler:
     def failed_actions(self) -> int:
         return self.applier.failed_actions
 
-    def close(self) -> None:
-        """After the controllers stopped: write pending status and send queued Events (each bounded),
-        release the Pod writers."""
-        self.status_writer.close()
-        self._recorder.close()
+    def close(self, timeout: float = 4.0) -> None:
+        """After the controllers stopped: write pending status and send queued Events within `timeout`
+        seconds in all (status first, Events get the rest, at least a second), release the Pod writers."""
+        deadline = self._monotonic() + timeout
+        self.status_writer.close(timeout * 0.6)
+        self._recorder.close(max(1.0, deadline - self._monotonic()))
         self.applier.close()
 
     # -- the pass -------------------------------------------------------------------------------------

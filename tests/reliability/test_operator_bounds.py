@@ -11,6 +11,7 @@ Pods ADDED after a patch are those whose resourceVersion is greater than the pat
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -73,15 +74,19 @@ class PodCounter:
 
     def _run(self, core: client.CoreV1Api) -> None:
         rv = core.list_namespaced_pod(NS).metadata.resource_version
+        stream = functools.partial(self._watch.stream, core.list_namespaced_pod, NS, timeout_seconds=30)
         while not self._stop.is_set():
-            for ev in self._watch.stream(
-                core.list_namespaced_pod, NS, resource_version=rv, timeout_seconds=30
-            ):
-                meta = ev["object"].metadata
-                rv = meta.resource_version
-                if ev["type"] == "ADDED":
-                    with self._lock:
-                        self._added.append(((meta.labels or {}).get("ray.io/cluster", ""), int(rv)))
+            try:
+                for ev in stream(resource_version=rv):
+                    meta = ev["object"].metadata
+                    rv = meta.resource_version
+                    if ev["type"] == "ADDED":
+                        with self._lock:
+                            self._added.append(((meta.labels or {}).get("ray.io/cluster", ""), int(rv)))
+            except Exception:
+                if not self._stop.is_set():
+                    raise
+                return  # the server went away at the end of the test
 
     def count(self, owner: str, after_rv: int = 0) -> int:
         with self._lock:
