@@ -192,6 +192,8 @@ class RayClusterReconciler:
             problem = self._validate(cluster)
         except ValidationError as exc:
             cluster, problem = None, _first_error(exc)
+        except Exception as exc:  # validation itself failed on this spec: report it, retry slowly
+            return self._report_failure(ctx, exc)
         if problem is not None or cluster is None:
             self._report_invalid(ctx, problem or "invalid spec")
             return None
