@@ -59,6 +59,7 @@ class OperatorSettings:
     short_requeue_seconds: float = 2.0
     status_interval: float = 5.0  # min seconds between writes that only change ready/available counters
     status_max_defer: float = 10.0  # status writes yield to object writes for at most this long
+    max_creates_per_pass: int = 500  # Pod creates one RayCluster pass may plan; more requeue the cluster
     write_parallelism: int = 16  # Pod creates/deletes of one pass in flight at once (all passes share them)
     pod_event_delay: float = 0.5  # Pod events queue their cluster after this delay, coalescing bursts
     enable_random_pod_delete: bool = False  # ENABLE_RANDOM_POD_DELETE
@@ -92,6 +93,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reconcile-concurrency", type=int, default=1, metavar="N")
     p.add_argument("--kube-qps", "--qps", type=float, default=100.0, metavar="Q")
     p.add_argument("--kube-burst", "--burst", type=int, default=200, metavar="B")
+    p.add_argument(
+        "--max-creates-per-pass",
+        type=int,
+        default=500,
+        metavar="N",
+        help="Pods one RayCluster pass creates at most; the rest follow in later passes (default 500)",
+    )
     p.add_argument("--feature-gates", default="", metavar="A=true,B=false")
     p.add_argument(
         "--batch-scheduler", default="", metavar="NAME", help=f"one of {', '.join(BATCH_SCHEDULERS)}"
@@ -163,6 +171,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
     _positive("--reconcile-concurrency", args.reconcile_concurrency)
     _positive("--kube-qps", args.kube_qps)
     _positive("--kube-burst", args.kube_burst)
+    _positive("--max-creates-per-pass", args.max_creates_per_pass)
     namespaces = tuple(ns.strip() for item in args.namespace for ns in item.split(",") if ns.strip())
     requeue_raw = environ.get("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV") or "300"
     try:
@@ -178,6 +187,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         reconcile_concurrency=args.reconcile_concurrency,
         kube_qps=args.kube_qps,
         kube_burst=args.kube_burst,
+        max_creates_per_pass=args.max_creates_per_pass,
         kubeconfig=args.kubeconfig,
         context=args.context,
         leader_elect=args.leader_elect,

@@ -7,6 +7,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ray_operator.builders.raystart import port_param
 from ray_operator.constants import (
     AUTH_TOKEN_KEY,
     DEFAULT_DASHBOARD_AGENT_PORT,
@@ -130,16 +131,16 @@ def _exec_probe_command(*, is_head: bool, agent_port: int, dashboard_port: int) 
 
 def probe_handler(*, is_head: bool, http: bool, params: Mapping[str, str]) -> JSON:
     """HTTP GET `/api/healthz` on the agent port (Ray ≥ 2.53.0), else KubeRay's exec wget check."""
-    agent_port = int(params.get("dashboard-agent-listen-port", DEFAULT_DASHBOARD_AGENT_PORT))
+    agent_port = port_param(params, "dashboard-agent-listen-port", DEFAULT_DASHBOARD_AGENT_PORT)
     if http:
         return {"httpGet": {"path": "/api/healthz", "port": agent_port}}
-    dashboard_port = int(params.get("dashboard-port", DEFAULT_DASHBOARD_PORT))
+    dashboard_port = port_param(params, "dashboard-port", DEFAULT_DASHBOARD_PORT)
     command = _exec_probe_command(is_head=is_head, agent_port=agent_port, dashboard_port=dashboard_port)
     return {"exec": {"command": command}}
 
 
 def _serve_readiness(params: Mapping[str, str], serve_port: int) -> JSON:
-    agent_port = int(params.get("dashboard-agent-listen-port", DEFAULT_DASHBOARD_AGENT_PORT))
+    agent_port = port_param(params, "dashboard-agent-listen-port", DEFAULT_DASHBOARD_AGENT_PORT)
     check = (
         f"wget --tries 1 -T 2 -q -O- http://localhost:{agent_port}/api/local_raylet_healthz | grep success"
         f" && wget --tries 1 -T 2 -q -O- http://localhost:{serve_port}/-/healthz | grep success"

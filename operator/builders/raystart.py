@@ -25,6 +25,32 @@ class RayStartConflict(ValueError):
     """rayStartParams and the group's top-level `resources`/`labels` conflict (KubeRay rejects the spec)."""
 
 
+class SpecValueError(ValueError):
+    """A spec value the builders cannot use. The message names the field (relative to its group until
+    `at()` adds the group's path), the value and what is allowed, e.g.
+    `spec.workerGroupSpecs[0].rayStartParams.dashboard-port: "abc" is not a port number (1-65535)`."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field, self.value, self.allowed = field, value, allowed
+        shown = json.dumps(value) if isinstance(value, str) else repr(value)
+        super().__init__(f"{field}: {shown} is not {allowed}")
+
+    def at(self, prefix: str) -> SpecValueError:
+        """The same error with `prefix` (e.g. `spec.headGroupSpec`) in front of the field."""
+        return SpecValueError(f"{prefix}.{self.field}", self.value, self.allowed)
+
+
+def port_param(params: Mapping[str, str], key: str, default: int) -> int:
+    """rayStartParams[key] as a port number (`default` when absent); SpecValueError when it is not one."""
+    raw = params.get(key)
+    if raw is None:
+        return default
+    text = str(raw).strip()
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise SpecValueError(f"rayStartParams.{key}", raw, "a port number (1-65535)")
+
+
 @dataclass(frozen=True)
 class GroupStart:
     """What the `ray start` line of one group depends on."""

@@ -28,7 +28,8 @@ from ray_operator.builders import (
     wants_serve_service,
     worker_pod,
 )
-from ray_operator.models import RayCluster
+from ray_operator.builders.raystart import SpecValueError
+from ray_operator.models import RayCluster, WorkerGroupSpec
 from ray_operator.raycluster.plan import PodFactory, PodSlot
 from ray_operator.schedulers import scheduler_of
 from rayside.objects import JSON
@@ -60,15 +61,25 @@ def desired_children(
 
 def pod_factory(cluster: RayCluster, *, settings: BuildSettings) -> PodFactory:
     """Builds the Pod for a slot (head when `slot.group` is None) with the scheduler's metadata."""
-    groups = {g.group_name: g for g in cluster.spec.worker_group_specs or []}
+    groups = {g.group_name: (i, g) for i, g in enumerate(cluster.spec.worker_group_specs or [])}
     scheduler = scheduler_of(cluster, settings)
 
     def build(slot: PodSlot) -> JSON:
         if slot.group is None:
-            return head_pod(cluster, settings=settings)
+            try:
+                return head_pod(cluster, settings=settings)
+            except SpecValueError as exc:
+                raise exc.at("spec.headGroupSpec") from None
+        index, group = groups[slot.group]
+        try:
+            return _worker(group, slot)
+        except SpecValueError as exc:
+            raise exc.at(f"spec.workerGroupSpecs[{index}]") from None
+
+    def _worker(group: WorkerGroupSpec, slot: PodSlot) -> JSON:
         return worker_pod(
             cluster,
-            groups[slot.group],
+            group,
             settings=settings,
             replica_index=slot.replica_index,
             replica_name=slot.replica_name,

@@ -5,12 +5,18 @@ builders produced and the expectation state, and returns a `Plan`: an ordered li
 suspend phase (which drives status), and an optional error that stops the pass. Nothing here does I/O;
 the `Applier` performs the plan in one batch, stopping at the first failed action. Randomness (multi-host
 replica names) comes from the injected `rand5`.
+
+Work per pass is bounded: at most `max_creates` Pods are planned (and built) per pass, and as many
+deleted, multi-host replicas only whole; when more are due the plan is `truncated` and the reconciler
+requeues the cluster at the back of the queue, so the next chunk is planned from the then-current spec
+and cache. Nothing here allocates in proportion to `replicas`, only to the Pods that exist and the chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ray_operator.builders.resources import clamp_replicas, hosts
 from ray_operator.constants import (
@@ -35,6 +41,7 @@ from ray_operator.raycluster.status import (
 from rayside.objects import JSON, is_deleting, labels_of, name_of
 
 HEAD_KEY = ""  # expectations / group key of the head
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,51 @@ class Plan:
     phase: SuspendPhase = SuspendPhase.NONE
     error: str | None = None  # stops the pass after the actions; status still written
     marker: str | None = None
+    truncated: bool = False  # more Pods are missing than this pass may create: requeue at once
+
+
+@dataclass
+class Budget:
+    """Pod creates (`left`) and deletes (`deletes_left`) this pass may still plan, one chunk each;
+    `truncated` once one was held back."""
+
+    left: int
+    deletes_left: int | None = None  # None: as many as `left` starts with
+    used: int = 0
+    deletes_used: int = 0
+    truncated: bool = False
+
+    def __post_init__(self) -> None:
+        if self.deletes_left is None:
+            self.deletes_left = self.left
+
+    def take(self, wanted: int, unit: int = 1) -> int:
+        """How many of `wanted` units of `unit` Pods each (a multi-host replica is one unit) may be
+        created. A unit larger than the whole chunk still goes out alone in a fresh budget."""
+        units = _fit(wanted, unit, self.left, self.used)
+        self.used += units * unit
+        self.left = max(0, self.left - units * unit)
+        self.truncated |= units < wanted
+        return units
+
+    def cut(self, items: Sequence[T], unit: int = 1) -> list[T]:
+        """The leading `items` (each a unit of `unit` Pods) that may be deleted this pass."""
+        left = self.deletes_left or 0
+        units = _fit(len(items), unit, left, self.deletes_used)
+        self.deletes_used += units * unit
+        self.deletes_left = max(0, left - units * unit)
+        self.truncated |= units < len(items)
+        return list(items[:units])
+
+
+def _fit(wanted: int, unit: int, left: int, used: int) -> int:
+    units = min(wanted, left // unit)
+    if units == 0 and wanted > 0 and used == 0 and left > 0:
+        units = 1
+    return units
+
+
+DEFAULT_MAX_CREATES = 500  # per pass, like the ReplicaSet controller's burst
 
 
 PodFactory = Callable[[PodSlot], JSON]
@@ -122,13 +174,14 @@ def suspend_phase(cluster: RayCluster, status: JSON | None, gates: FeatureGates)
     return SuspendPhase.SUSPENDING if suspend else SuspendPhase.NONE
 
 
-def _smallest_free(used: Iterable[int], count: int) -> list[int]:
-    taken, out, i = set(used), list[int](), 0
-    while len(out) < count:
+def smallest_free(used: Iterable[int], count: int) -> Iterator[int]:
+    """The `count` smallest non-negative integers not in `used`, lazily (memory: O(len(used)))."""
+    taken, found, i = set(used), 0, 0
+    while found < count:
         if i not in taken:
-            out.append(i)
+            found += 1
+            yield i
         i += 1
-    return out
 
 
 def _int_label(pod: JSON, key: str) -> int | None:
@@ -138,20 +191,26 @@ def _int_label(pod: JSON, key: str) -> int | None:
 
 # -- head -------------------------------------------------------------------------------------------------
 def _plan_head(
-    cluster: RayCluster, heads: list[JSON], status: JSON | None, make_pod: PodFactory, plan: Plan
+    cluster: RayCluster,
+    heads: list[JSON],
+    status: JSON | None,
+    make_pod: PodFactory,
+    plan: Plan,
+    budget: Budget,
 ) -> None:
     if len(heads) > 1:
         plan.error = f"{len(heads)} head pods found for RayCluster {cluster.metadata.get('name')}; expected 1"
         return
     if len(heads) == 1:
-        if should_delete_pod(heads[0]):
+        if should_delete_pod(heads[0]) and budget.cut([heads[0]]):
             plan.actions.append(Delete("Pod", name_of(heads[0]), HEAD_KEY, "FailedDeleteHeadPod"))
             plan.error = f"head Pod {name_of(heads[0])} is unhealthy; deleted it"
         return
     annotations = cluster.metadata.get("annotations") or {}
     if is_true(status, PROVISIONED) and annotations.get(ANN_DISABLE_PROVISIONED_HEAD_RESTART) == "true":
         return
-    plan.actions.append(Create(make_pod(PodSlot(None)), HEAD_KEY, "FailedCreateHeadPod"))
+    if budget.take(1):
+        plan.actions.append(Create(make_pod(PodSlot(None)), HEAD_KEY, "FailedCreateHeadPod"))
 
 
 # -- single-host worker groups ----------------------------------------------------------------------------
@@ -164,22 +223,25 @@ def _plan_group(
     random_delete: bool,
     make_pod: PodFactory,
     plan: Plan,
+    budget: Budget,
 ) -> bool:
     """Plan one numOfHosts=1 group; returns False when the pass must stop after this group."""
     name = group.group_name
     unhealthy = [p for p in pods if should_delete_pod(p)]
     if unhealthy:
-        plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in unhealthy]
+        plan.actions += [
+            Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in budget.cut(unhealthy)
+        ]
         plan.error = f"deleted {len(unhealthy)} unhealthy worker Pod(s) of group {name}"
         return False
     to_delete = set((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
     doomed = [p for p in pods if name_of(p) in to_delete]
-    plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in doomed]
+    plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in budget.cut(doomed)]
     remaining = [p for p in pods if name_of(p) not in to_delete]
     diff = clamp_replicas(group) * hosts(group) - len(remaining)
     if diff > 0:
-        free = _smallest_free(
-            (i for p in remaining if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None), diff
+        free = smallest_free(
+            (i for p in remaining if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None), budget.take(diff)
         )
         for index in free:
             slot = PodSlot(name, replica_index=index) if indexing else PodSlot(name)
@@ -193,7 +255,9 @@ def _plan_group(
                 -(_int_label(p, LABEL_REPLICA_INDEX) or 0),
             ),
         )
-        plan.actions += [Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in order[:-diff]]
+        plan.actions += [
+            Delete("Pod", name_of(p), name, "FailedDeleteWorkerPod") for p in budget.cut(order[:-diff])
+        ]
     return True
 
 
@@ -207,6 +271,7 @@ def _plan_multi_host(
     rand5: Callable[[], str],
     random_delete: bool,
     plan: Plan,
+    budget: Budget,
 ) -> bool:
     """Replicas of numOfHosts Pods are created and deleted whole (operator-spec §2.8.5)."""
     name, n = group.group_name, hosts(group)
@@ -222,7 +287,7 @@ def _plan_multi_host(
     broken = [r for r, ps in replicas.items() if len(ps) < n or any(should_delete_pod(p) for p in ps)]
     to_delete = set((group.scale_strategy.workers_to_delete if group.scale_strategy else None) or [])
     listed = [r for r, ps in replicas.items() if r not in broken and any(name_of(p) in to_delete for p in ps)]
-    for replica in broken + listed:
+    for replica in budget.cut(broken + listed, n):
         drop(replica)
     if broken or listed:
         plan.error = (
@@ -235,13 +300,13 @@ def _plan_multi_host(
         used = (
             i for ps in replicas.values() for p in ps if (i := _int_label(p, LABEL_REPLICA_INDEX)) is not None
         )
-        for index in _smallest_free(used, want - len(have)):
+        for index in smallest_free(used, budget.take(want - len(have), n)):
             replica_name = f"{name}-{rand5()}"
             for host in range(n):
                 slot = PodSlot(name, replica_index=index, replica_name=replica_name, host_index=host)
                 plan.actions.append(Create(make_pod(slot), name, "FailedCreateWorkerPod"))
     elif want < len(have) and (random_delete or not cluster.spec.enable_in_tree_autoscaling):
-        for replica in have[want:]:
+        for replica in budget.cut(have[want:], n):
             drop(replica)
     return True
 
@@ -267,17 +332,38 @@ def plan_pods(
     rand5: Callable[[], str],
     plan: Plan,
     random_delete: bool = False,
+    max_creates: int = DEFAULT_MAX_CREATES,
 ) -> None:
-    """Pod work of one pass (suspend, head, each worker group), appended to `plan`."""
+    """Pod work of one pass (suspend, head, each worker group), appended to `plan`; at most
+    `max_creates` Pod creates (`plan.truncated` when more were due)."""
+    budget = Budget(max_creates)
+    try:
+        _plan_pods(cluster, status, pods, gates, unsatisfied, make_pod, rand5, plan, random_delete, budget)
+    finally:
+        plan.truncated = budget.truncated
+
+
+def _plan_pods(
+    cluster: RayCluster,
+    status: JSON | None,
+    pods: list[JSON],
+    gates: FeatureGates,
+    unsatisfied: frozenset[str],
+    make_pod: PodFactory,
+    rand5: Callable[[], str],
+    plan: Plan,
+    random_delete: bool,
+    budget: Budget,
+) -> None:
     plan.phase = suspend_phase(cluster, status, gates)
     if plan.phase is SuspendPhase.SUSPENDING:
-        plan.actions += _delete_all(pods, None, "FailedDeleteAllPods")
+        plan.actions += budget.cut(_delete_all(pods, None, "FailedDeleteAllPods"))
         return
     if plan.phase is SuspendPhase.SUSPENDED:
         return
     heads = [p for p in pods if labels_of(p).get(LABEL_NODE_TYPE) == NODE_TYPE_HEAD]
     if HEAD_KEY not in unsatisfied:
-        _plan_head(cluster, heads, status, make_pod, plan)
+        _plan_head(cluster, heads, status, make_pod, plan, budget)
         if plan.error:
             return
     by_group: dict[str, list[JSON]] = {}
@@ -289,7 +375,8 @@ def plan_pods(
         if group.group_name in unsatisfied:
             continue
         group_pods = by_group.get(group.group_name, [])
-        if not _plan_worker_group(cluster, group, group_pods, indexing, make_pod, rand5, random_delete, plan):
+        worker = _Worker(indexing, make_pod, rand5, random_delete, plan, budget)
+        if not _plan_worker_group(cluster, group, group_pods, worker):
             return
     if not unsatisfied:
         _clear_workers_to_delete(cluster, by_group, plan)
@@ -304,38 +391,45 @@ def _delete_all(pods: list[JSON], group: str | None, reason: str) -> list[Delete
     ]
 
 
+@dataclass(frozen=True)
+class _Worker:
+    """What planning a worker group needs besides the group and its Pods."""
+
+    indexing: bool
+    make_pod: PodFactory
+    rand5: Callable[[], str]
+    random_delete: bool
+    plan: Plan
+    budget: Budget
+
+
 def _plan_worker_group(
-    cluster: RayCluster,
-    group: WorkerGroupSpec,
-    group_pods: list[JSON],
-    indexing: bool,
-    make_pod: PodFactory,
-    rand5: Callable[[], str],
-    random_delete: bool,
-    plan: Plan,
+    cluster: RayCluster, group: WorkerGroupSpec, group_pods: list[JSON], w: _Worker
 ) -> bool:
     """One worker group: suspended, multi-host slices, or plain replicas. False stops the pass."""
     if group.suspend:
-        plan.actions += _delete_all(group_pods, group.group_name, "FailedDeleteWorkerPod")
+        w.plan.actions += w.budget.cut(_delete_all(group_pods, group.group_name, "FailedDeleteWorkerPod"))
         return True
-    if hosts(group) > 1 and indexing:
+    if hosts(group) > 1 and w.indexing:
         return _plan_multi_host(
             cluster,
             group,
             group_pods,
-            make_pod=make_pod,
-            rand5=rand5,
-            random_delete=random_delete,
-            plan=plan,
+            make_pod=w.make_pod,
+            rand5=w.rand5,
+            random_delete=w.random_delete,
+            plan=w.plan,
+            budget=w.budget,
         )
     return _plan_group(
         cluster,
         group,
         group_pods,
-        indexing=indexing,
-        random_delete=random_delete,
-        make_pod=make_pod,
-        plan=plan,
+        indexing=w.indexing,
+        random_delete=w.random_delete,
+        make_pod=w.make_pod,
+        plan=w.plan,
+        budget=w.budget,
     )
 
 
@@ -357,8 +451,10 @@ def plan_cluster(
     make_pod: PodFactory,
     rand5: Callable[[], str],
     random_delete: bool = False,
+    max_creates: int = DEFAULT_MAX_CREATES,
 ) -> Plan:
-    """The whole pass for a valid, operator-managed cluster: children first, then Pods."""
+    """The whole pass for a valid, operator-managed cluster: children first, then at most `max_creates`
+    Pod creates (`Plan.truncated` when more are due)."""
     plan = Plan()
     status = cluster.status.to_dict() if cluster.status else None
     plan_children(children, existing, plan)
@@ -372,6 +468,7 @@ def plan_cluster(
         rand5=rand5,
         plan=plan,
         random_delete=random_delete,
+        max_creates=max_creates,
     )
     return plan
 
@@ -389,8 +486,10 @@ def pod_slot_labels(slot: PodSlot) -> dict[str, str]:
 
 
 __all__ = [
+    "DEFAULT_MAX_CREATES",
     "SUSPENDED",
     "Action",
+    "Budget",
     "ClearWorkersToDelete",
     "Create",
     "Delete",
@@ -399,5 +498,6 @@ __all__ = [
     "plan_cluster",
     "plan_pods",
     "should_delete_pod",
+    "smallest_free",
     "suspend_phase",
 ]

@@ -6,7 +6,12 @@ cleanup); validate the spec (an invalid spec gets a `RayClusterSpecValid=False` 
 event, `status.invalid_spec`, and recovers after a fix); give a Redis-FT cluster that finalizer first (that
 pass ends there); build the desired children and the Pod factory (`children.py`); let `plan.plan_cluster`
 decide; hand the actions to the `Applier`, which stops at the first failure; then compute the status and
-let `status.write_decision` say whether to write it now. The Ray auth token is generated here (the only
+let `status.write_decision` say whether to write it now. A pass creates at most `max_creates_per_pass`
+Pods; when the plan was truncated the pass returns 0 (requeue at the back of the queue), so other
+clusters get their turn and the next chunk sees the current spec. An exception while building or
+planning becomes the `RayClusterSpecValid=False` condition and one Warning event (`status.spec_problem`),
+is logged at ERROR once per cluster uid and generation, and the cluster is retried after the slow
+requeue, not in a hot loop. The Ray auth token is generated here (the only
 randomness besides replica names) and is never logged or put into events or status.
 """
 
@@ -43,6 +48,7 @@ from ray_operator.raycluster.status import (
     compute_status,
     invalid_spec,
     mark_spec_valid,
+    spec_problem,
     write_decision,
 )
 from ray_operator.runtime.cache import Cache
@@ -107,6 +113,8 @@ class RayClusterReconciler:
         self._validate = validate or _default_validate(settings)
         self.expectations = ScaleExpectations(lambda ns, name: pods.get(ns, name) is not None)
         self._last_status_write: dict[str, float] = {}
+        self._failed_generation: dict[str, int] = {}  # uid -> generation whose failure was logged
+        self._uid_by_key: dict[str, str] = {}
         self.status_writer = StatusWriter(
             client,
             cache=clusters,
@@ -140,11 +148,12 @@ class RayClusterReconciler:
     def failed_actions(self) -> int:
         return self.applier.failed_actions
 
-    def close(self) -> None:
-        """After the controllers stopped: write pending status and send queued Events (each bounded),
-        release the Pod writers."""
-        self.status_writer.close()
-        self._recorder.close()
+    def close(self, timeout: float = 4.0) -> None:
+        """After the controllers stopped: write pending status and send queued Events within `timeout`
+        seconds in all (status first, Events get the rest, at least a second), release the Pod writers."""
+        deadline = self._monotonic() + timeout
+        self.status_writer.close(timeout * 0.6)
+        self._recorder.close(max(1.0, deadline - self._monotonic()))
         self.applier.close()
 
     # -- the pass -------------------------------------------------------------------------------------
@@ -167,6 +176,7 @@ class RayClusterReconciler:
             self.expectations.clear_cluster(ns, name)
             self._last_status_write.pop(key, None)
             self.status_writer.forget(ns, name)
+            self._failed_generation.pop(self._uid_by_key.pop(key, ""), None)
             return None
         managed_by = (obj.get("spec") or {}).get("managedBy")
         if managed_by and managed_by != c.MANAGED_BY_KUBERAY:
@@ -182,12 +192,34 @@ class RayClusterReconciler:
             problem = self._validate(cluster)
         except ValidationError as exc:
             cluster, problem = None, _first_error(exc)
+        except Exception as exc:  # validation itself failed on this spec: report it, retry slowly
+            return self._report_failure(ctx, exc)
         if problem is not None or cluster is None:
             self._report_invalid(ctx, problem or "invalid spec")
             return None
         if needs_finalizer(obj, cleanup_enabled=self._settings.enable_gcs_ft_redis_cleanup):
             return self._redis.ensure_finalizer(ctx)
-        return self._reconcile_valid(replace(ctx, cluster=cluster), cluster)
+        try:
+            return self._reconcile_valid(replace(ctx, cluster=cluster), cluster)
+        except Exception as exc:  # a builder or the planner failed on this spec: report it, retry slowly
+            return self._report_failure(ctx, exc)
+
+    def _report_failure(self, ctx: Pass, exc: Exception) -> float:
+        """The pass failed with `exc`: condition + one Warning event, ERROR log once per uid/generation."""
+        generation = generation_of(ctx.obj)
+        if self._failed_generation.get(ctx.uid) != generation:
+            self._failed_generation[ctx.uid] = generation
+            self._uid_by_key[ctx.key] = ctx.uid
+            unexpected = type(exc).__module__ == "builtins"
+            log.error(
+                "raycluster %s (generation %d): cannot reconcile: %s",
+                ctx.key,
+                generation,
+                spec_problem(exc) if not unexpected else f"{type(exc).__name__}: {exc}",
+                exc_info=exc if unexpected else None,
+            )
+        self._report_invalid(ctx, spec_problem(exc))
+        return self._settings.requeue_seconds
 
     def _reconcile_valid(self, ctx: Pass, cluster: RayCluster) -> float | None:
         existing = {("Service", name_of(o)) for o in ctx.services()}
@@ -198,25 +230,24 @@ class RayClusterReconciler:
             g for g in groups if not self.expectations.satisfied((ctx.namespace, ctx.name, g))
         )
         build = self._settings.build
-        try:
-            plan = plan_cluster(
-                cluster,
-                pods=ctx.pods(),
-                children=desired_children(cluster, settings=build, existing=existing, token=self._token),
-                existing=existing,
-                gates=self._settings.gates,
-                unsatisfied=unsatisfied,
-                make_pod=pod_factory(cluster, settings=build),
-                rand5=rand5,
-                random_delete=self._settings.enable_random_pod_delete,
-            )
-        except ValueError as exc:  # a builder rejected the spec (e.g. RayStartConflict)
-            self._report_invalid(ctx, str(exc))
-            return None
+        plan = plan_cluster(
+            cluster,
+            pods=ctx.pods(),
+            children=desired_children(cluster, settings=build, existing=existing, token=self._token),
+            existing=existing,
+            gates=self._settings.gates,
+            unsatisfied=unsatisfied,
+            make_pod=pod_factory(cluster, settings=build),
+            rand5=rand5,
+            random_delete=self._settings.enable_random_pod_delete,
+            max_creates=self._settings.max_creates_per_pass,
+        )
         applied = self.applier.apply(ctx, plan.actions)
         self.applier.apply(ctx, [RecordEvent(*event) for event in summarize(applied)])
         outcome = applied.failure or (Outcome(plan.error, plan.marker) if plan.error else Outcome())
         changed = self._write_status(ctx, cluster, plan, outcome)
+        if plan.truncated and outcome.error is None:
+            return 0  # the next chunk: at the back of the queue, from the then-current spec and cache
         busy = outcome.error is not None or changed or bool(plan.actions) or bool(unsatisfied)
         return self._settings.short_requeue_seconds if busy else self._settings.requeue_seconds
 

@@ -353,3 +353,16 @@ def invalid_spec(old: JSON, problem: str, *, key: str, generation: int, now: str
     set_condition(new["conditions"], SPEC_VALID, "False", "InvalidRayClusterSpec", problem, now=now)
     new["observedGeneration"] = generation
     return new, f"The RayCluster spec is invalid {key}: {problem}"
+
+
+def spec_problem(exc: BaseException) -> str:
+    """The condition/Event text for an exception a pass raised while building or planning. Our own errors
+    (QuantityError, RayStartConflict, SpecValueError, ...) already name the field, the value and what is
+    allowed; a bare Python exception (ValueError, TypeError, KeyError, ...) is an operator defect or an
+    unforeseen spec, and its text (`invalid literal for int()`) is not shown to users."""
+    if type(exc).__module__ != "builtins" and str(exc):
+        return " ".join(str(exc).split())
+    return (
+        f"the operator could not turn this spec into Pods ({type(exc).__name__}); "
+        "its log has the details at ERROR"
+    )
