@@ -4,6 +4,8 @@ off; candidate: persistence on, SQLite, where every write is answered only once 
 as a table with the candidate/baseline ratio.
 
 Usage: ``python benchmarks/localkube_throughput.py [--pods 10000] [--writes 3000] [--json out.json]``.
+``--baseline-src DIR [--persistence on|off]`` compares this tree against another checkout's localkube
+instead (e.g. ``git worktree add /tmp/base <older commit>``): same mode, baseline first, ratio this/baseline.
 Each server is a separate ``python -m localkube serve`` process (``--kubelet simulated``, no controllers),
 so client and server do not share a GIL; writers are separate processes too. Exit code 0 on success,
 2 on bad arguments, 1 when a server does not start.
@@ -16,6 +18,7 @@ import contextlib
 import json
 import math
 import multiprocessing as mp
+import os
 import shutil
 import subprocess
 import sys
@@ -106,7 +109,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def start_server(persist: bool, kubelet: bool = True) -> Iterator[Server]:
+def start_server(persist: bool, kubelet: bool = True, src: Path | None = None) -> Iterator[Server]:
+    """A ``localkube serve`` process; ``src`` runs the code of another checkout (a baseline) instead."""
     workdir = Path(tempfile.mkdtemp(prefix="lk-bench-"))
     cmd = [sys.executable, "-m", "localkube", "serve", "--port", "0", "--no-controllers", "--http",
            "--kubeconfig", str(workdir / "kubeconfig"), "--state-dir", str(workdir / "state")]  # fmt: skip
@@ -114,7 +118,10 @@ def start_server(persist: bool, kubelet: bool = True) -> Iterator[Server]:
         cmd += ["--kubelet", "simulated"]
     if persist:
         cmd += ["--data-dir", str(workdir / "data")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else None
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=src
+    )
     try:
         url = _await_url(proc)
         yield Server(url, proc, workdir)
@@ -328,8 +335,10 @@ METRICS = [
 ]
 
 
-def run_one(label: str, persist: bool, args: argparse.Namespace, pool: Any) -> dict[str, float]:
-    with start_server(persist) as server:
+def run_one(
+    label: str, persist: bool, args: argparse.Namespace, pool: Any, src: Path | None = None
+) -> dict[str, float]:
+    with start_server(persist, src=src) as server:
         requests.post(f"{server.url}/api/v1/namespaces", json={"metadata": {"name": NS}}).raise_for_status()
         out: dict[str, float] = {"idle RSS (MiB)": server.rss_mib()}
         profiler = _start_profiler(server, args, label)
@@ -376,21 +385,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--settle-timeout", type=float, default=300.0)
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     p.add_argument("--profile", type=Path, default=None, help="py-spy the server during creates into DIR")
+    p.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="compare against the localkube of another checkout (e.g. a git worktree of an older commit) "
+        "instead of persistence off vs on; both runs use --persistence",
+    )
+    p.add_argument("--persistence", choices=("on", "off"), default="on", help="with --baseline-src")
     args = p.parse_args(argv)
     for name in ("writes", "workers", "watchers", "events", "pods"):
         if getattr(args, name) < 1:
             p.error(f"--{name}: {getattr(args, name)} is not allowed (must be >= 1)")
+    if args.baseline_src is not None and not (args.baseline_src / "localkube" / "__init__.py").is_file():
+        p.error(f"--baseline-src: {str(args.baseline_src)!r} is not a checkout with a localkube/ package")
     return args
+
+
+def planned_runs(args: argparse.Namespace) -> dict[str, tuple[bool, Path | None]]:
+    """Label -> (persistence, source tree) of each run, baseline first (the ratio is last/first)."""
+    if args.baseline_src is None:
+        return {"persistence off": (False, None), "persistence on": (True, None)}
+    persist = args.persistence == "on"
+    return {"baseline": (persist, args.baseline_src.resolve()), "this tree": (persist, None)}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    runs = {"persistence off": False, "persistence on": True}
+    runs = planned_runs(args)
     metrics = [Metric(m.name, m.unit, m.higher_is_better) for m in METRICS]
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        for label, persist in runs.items():
+        for label, (persist, src) in runs.items():
             try:
-                result = run_one(label, persist, args, pool)
+                result = run_one(label, persist, args, pool, src)
             except RuntimeError as exc:
                 print(f"localkube_throughput: {exc}", file=sys.stderr)
                 return 1
