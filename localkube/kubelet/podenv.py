@@ -13,11 +13,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
+from rayside.objects import JSON
 from rayside.quantity import QuantityError, parse_quantity
 
-JSON = dict[str, Any]
 Lookup = Callable[[str, str, str], JSON | None]  # (kind "Secret"|"ConfigMap", namespace, name) -> object
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")

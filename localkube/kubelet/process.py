@@ -18,7 +18,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from localkube.kubelet.container import ContainerRunner, Launch, all_pids, has_marker, session_of
@@ -52,9 +51,9 @@ from localkube.kubelet.volumes import (
     remove_targets,
 )
 from rayside.kubeclient import KubeClient, KubeError, NotFound
+from rayside.objects import JSON
 
 log = logging.getLogger(__name__)
-JSON = dict[str, Any]
 HOST_IP = "127.0.0.1"
 BASH_PROFILE = """# Written by the localkube kubelet. A login shell (bash -l) runs /etc/profile,
 # which resets PATH; restore the PATH this container was started with.

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from localkube.kubelet.logs import LogSource
-
-JSON = dict[str, Any]
+from rayside.objects import JSON
 
 
 class Runtime(Protocol):

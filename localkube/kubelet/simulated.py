@@ -15,7 +15,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from localkube.kubelet.logs import LogSource
 from localkube.kubelet.runtime import final_delete, path_of, pod_key
@@ -36,9 +35,9 @@ from localkube.kubelet.status import (
     terminal_reason,
 )
 from rayside.kubeclient import KubeClient, KubeError, NotFound
+from rayside.objects import JSON
 
 log = logging.getLogger(__name__)
-JSON = dict[str, Any]
 
 
 @dataclass

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-JSON = dict[str, Any]
+from rayside.objects import JSON
+
 StateKind = Literal["waiting", "running", "terminated"]
 
 

@@ -15,12 +15,11 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from localkube.kubelet.podenv import EnvError, NodeResources, field_value, resource_value
+from rayside.objects import JSON
 
 log = logging.getLogger(__name__)
-JSON = dict[str, Any]
 Lookup = Callable[[str, str, str], JSON | None]
 
 

@@ -18,8 +18,8 @@ from ray_operator.builders.facts import ClusterFacts
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 DEFAULT_AUTOSCALER_RESOURCES: JSON = {
     "limits": {"cpu": "500m", "memory": "512Mi"},
     "requests": {"cpu": "500m", "memory": "512Mi"},

@@ -16,8 +16,7 @@ from ray_operator.constants import (
     ENV_AUTH_TOKEN,
     INIT_CONTAINER,
 )
-
-JSON = dict[str, Any]
+from rayside.objects import JSON
 
 
 def field_ref(path: str) -> JSON:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ray_operator import constants as c
 from ray_operator.builders import names
@@ -14,8 +13,8 @@ from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.services import head_service, head_service_ports
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster, RayClusterSpec, RayService
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 ANN_SPEC_HASH = "ray.io/hash-without-replicas-and-workers-to-delete"
 ANN_NUM_WORKER_GROUPS = "ray.io/num-worker-groups"
 GATEWAY_API = "gateway.networking.k8s.io/v1"

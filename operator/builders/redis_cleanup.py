@@ -9,8 +9,6 @@ the same place, as references, never as values here) reduced to the Ray containe
 
 from __future__ import annotations
 
-from typing import Any
-
 from ray_operator import constants as c
 from ray_operator.builders import containers as ctr
 from ray_operator.builders import names
@@ -18,8 +16,8 @@ from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.pods import head_pod
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 NODE_TYPE_REDIS_CLEANUP = "redis-cleanup"
 JOB_BACKOFF_LIMIT = 0
 JOB_ACTIVE_DEADLINE_SECONDS = 300
