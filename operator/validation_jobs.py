@@ -1,4 +1,4 @@
-"""RayJob and RayService spec checks of KubeRay's controllers (operator-spec §4.2, §7) as pure functions.
+"""RayJob and RayService spec checks of KubeRay's controllers as pure functions.
 
 :mod:`ray_operator.validation` re-exports :func:`validate_rayjob` and :func:`validate_rayservice`.
 """
@@ -186,7 +186,7 @@ def _job_value_errors(spec: RayJobSpec) -> Iterator[str]:
 
 
 def validate_rayjob(job: RayJob, settings: BuildSettings) -> str | None:
-    """Metadata, spec and embedded cluster spec checks of a RayJob; None when valid (operator-spec §4.2)."""
+    """Metadata, spec and embedded cluster spec checks of a RayJob; None when valid."""
     meta = job.metadata
     problem = validate_name("RayJob", str(meta.get("name", "")), c.MAX_RAYJOB_NAME)
     if problem:
@@ -231,7 +231,7 @@ def _upgrade_errors(service: RayService, settings: BuildSettings) -> Iterator[st
 
 
 def validate_rayservice(service: RayService, settings: BuildSettings) -> str | None:
-    """Metadata and spec checks of a RayService; None when valid (operator-spec §7)."""
+    """Metadata and spec checks of a RayService; None when valid."""
     meta = service.metadata
     problem = validate_name("RayService", str(meta.get("name", "")), c.MAX_RAYSERVICE_NAME)
     if problem:

@@ -1,4 +1,4 @@
-"""Job controller (batch/v1), after spec §20.1: pods from the template with the job labels, tracking
+"""Job controller (batch/v1) as in kube-controller-manager: pods from the template with job labels, tracking
 finalizer and controller ownerReference; parallelism/completions (NonIndexed, Indexed, work queue);
 succeeded/failed counting through ``uncountedTerminatedPods`` and the tracking finalizer; backoffLimit
 (OnFailure container restarts count), activeDeadlineSeconds, suspend/resume, ttlSecondsAfterFinished and an

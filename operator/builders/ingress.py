@@ -1,4 +1,4 @@
-"""The head dashboard Ingress `<cluster>-head-ingress` (`headGroupSpec.enableIngress`, operator-spec §2.10).
+"""The head dashboard Ingress `<cluster>-head-ingress` (`headGroupSpec.enableIngress`).
 
 KubeRay's shape: labels {cluster, identifier `<cluster>-head`, app name, created-by}; every cluster
 annotation except `kubernetes.io/ingress.class`, whose value becomes `spec.ingressClassName`; one rule

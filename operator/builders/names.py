@@ -1,4 +1,4 @@
-"""KubeRay's object names (operator-spec §2.4): pod name prefixes, service names, CheckName/CheckLabel."""
+"""KubeRay's object names: pod name prefixes, service names, CheckName/CheckLabel."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RayService children (operator-spec §7): its RayClusters, head/serve Services, the Gateway API objects of
+"""RayService children: its RayClusters, head/serve Services, the Gateway API objects of
 the incremental upgrade, and the spec hash KubeRay uses to detect cluster-level changes."""
 
 from __future__ import annotations

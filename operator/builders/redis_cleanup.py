@@ -1,4 +1,4 @@
-"""The GCS fault-tolerance Redis cleanup Job `<cluster>-redis-cleanup` (operator-spec §2.2 item 7).
+"""The GCS fault-tolerance Redis cleanup Job `<cluster>-redis-cleanup`.
 
 Created when a RayCluster with Redis-backed GCS FT is deleted, after its head Pod is gone: a clone of the
 head Pod (same image, env — so `RAY_REDIS_ADDRESS`, `REDIS_PASSWORD` and the storage namespace come from
