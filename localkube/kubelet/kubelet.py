@@ -140,7 +140,7 @@ class Kubelet:
         except AlreadyExists:
             created = self.client.get(path)
         self._node_uid = str((created.get("metadata") or {}).get("uid", ""))
-        self.client.patch(path + "/status", {"status": status}, patch_type="merge")
+        self.client.patch(NODES.path(None, self.node_name, "status"), {"status": status}, patch_type="merge")
 
     def _lease_loop(self) -> None:
         beats = 0

@@ -39,7 +39,7 @@ from localkube.kubelet.podenv import (
     container_env,
     hosts_file,
 )
-from localkube.kubelet.runtime import final_delete, path_of, pod_key
+from localkube.kubelet.runtime import final_delete
 from localkube.kubelet.settings import KubeletSettings
 from localkube.kubelet.status import PodView, build_pod_status, now_iso
 from localkube.kubelet.volumes import (
@@ -51,7 +51,7 @@ from localkube.kubelet.volumes import (
     remove_targets,
 )
 from rayside.kubeclient import KubeClient, KubeError, NotFound
-from rayside.objects import JSON
+from rayside.objects import CONFIGMAPS, JSON, PODS, SECRETS, key_of
 
 log = logging.getLogger(__name__)
 HOST_IP = "127.0.0.1"
@@ -71,7 +71,7 @@ class PodWorker:
     def __init__(self, rt: ProcessRuntime, pod: JSON, slot: int) -> None:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
         self.rt, self.pod, self.settings = rt, pod, rt.settings
-        self.key, self.uid = pod_key(pod), str(meta.get("uid", ""))
+        self.key, self.uid = key_of(pod), str(meta.get("uid", ""))
         self.restart_policy = str(spec.get("restartPolicy") or "Always")
         self.grace = float(spec.get("terminationGracePeriodSeconds") or 30)
         self.dir = rt.state_dir / "pods" / f"{meta.get('namespace')}_{meta.get('name')}_{self.uid[:8]}"
@@ -221,7 +221,7 @@ class PodWorker:
             if fingerprint == self._last:
                 return
             try:
-                self.rt.client.patch(path_of(self.pod, "status"), {"status": status}, patch_type="merge")
+                self.rt.client.patch(PODS.path_of(self.pod, "status"), {"status": status}, patch_type="merge")
                 self._last = fingerprint
             except NotFound:
                 return
@@ -294,7 +294,7 @@ class PodWorker:
         self.terminate(grace)
         self.publish()
         try:
-            final_delete(self.rt.client, path_of(self.pod), self.uid)
+            final_delete(self.rt.client, PODS.path_of(self.pod), self.uid)
         except KubeError as exc:
             log.debug("pod %s: final delete: %s", self.key, exc)
 
@@ -366,7 +366,7 @@ class ProcessRuntime:
     # -- events ---------------------------------------------------------------------------------------
     def sync(self, pod: JSON) -> None:
         meta = pod.get("metadata") or {}
-        key, uid = pod_key(pod), str(meta.get("uid", ""))
+        key, uid = key_of(pod), str(meta.get("uid", ""))
         with self.lock:
             worker = self.workers.get(key)
             if worker is not None and worker.uid != uid:
@@ -403,11 +403,11 @@ class ProcessRuntime:
             "preconditions": {"uid": uid},
         }
         with contextlib.suppress(KubeError):
-            self.client.delete(path_of(pod), params={"gracePeriodSeconds": "0"}, body=body)
+            self.client.delete(PODS.path_of(pod), params={"gracePeriodSeconds": "0"}, body=body)
 
     def forget(self, pod: JSON) -> None:
         with self.lock:
-            self._drop(pod_key(pod))
+            self._drop(key_of(pod))
 
     def _drop(self, key: str) -> None:
         worker = self.workers.pop(key, None)
@@ -432,9 +432,9 @@ class ProcessRuntime:
         self.dns_dirty.set()
 
     def lookup(self, kind: str, namespace: str, name: str) -> JSON | None:
-        plural = "secrets" if kind == "Secret" else "configmaps"
+        resource = SECRETS if kind == "Secret" else CONFIGMAPS
         try:
-            return self.client.get(f"/api/v1/namespaces/{namespace}/{plural}/{name}")
+            return self.client.get(resource.path(namespace, name))
         except NotFound:
             return None
 

@@ -26,21 +26,6 @@ class Runtime(Protocol):
     def log_source(self, namespace: str, pod: str, container: str, previous: bool) -> LogSource | None: ...
 
 
-def pod_key(pod: JSON) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def pod_path(namespace: str, name: str, sub: str = "") -> str:
-    path = f"/api/v1/namespaces/{namespace}/pods/{name}"
-    return f"{path}/{sub}" if sub else path
-
-
-def path_of(pod: JSON, sub: str = "") -> str:
-    meta = pod.get("metadata") or {}
-    return pod_path(str(meta.get("namespace", "")), str(meta.get("name", "")), sub)
-
-
 def final_delete(client: Any, path: str, uid: str) -> None:
     """The kubelet's last word on a pod: DELETE with gracePeriodSeconds=0 (precondition: same uid)."""
     body: JSON = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0}
