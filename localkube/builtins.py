@@ -9,7 +9,7 @@ from typing import Any
 
 from localkube.errors import ApiError, cause, invalid
 from localkube.registry import ResourceType
-from rayside.objects import JSON
+from rayside.objects import JSON, name_of, uid_of
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 NODE_PORTS = range(30000, 32768)
@@ -176,7 +176,7 @@ def job_create(job: JSON) -> list[dict[str, str]]:
     spec.setdefault("suspend", False)
     spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
     tmpl = spec.setdefault("template", {})
-    uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+    uid, name = uid_of(job), name_of(job)
     if not spec.get("manualSelector"):
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
         labels = tmpl.setdefault("metadata", {}).setdefault("labels", {})
@@ -257,7 +257,7 @@ def event_causes(event: JSON) -> list[dict[str, str]]:
 
 
 def namespace_defaults(ns: JSON) -> None:
-    name = ns["metadata"]["name"]
+    name = name_of(ns)
     ns["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
     ns.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     ns.setdefault("status", {}).setdefault("phase", "Active")
@@ -268,12 +268,12 @@ def crd_causes(crd: JSON, structural: Callable[[dict[str, Any]], list[str]]) -> 
     names = spec.get("names") or {}
     out: list[dict[str, str]] = []
     want = f"{names.get('plural')}.{spec.get('group')}"
-    if crd["metadata"]["name"] != want:
+    if name_of(crd) != want:
         out.append(
             cause(
                 "FieldValueInvalid",
                 "metadata.name",
-                f'Invalid value: "{crd["metadata"]["name"]}": must be spec.names.plural+"."+spec.group',
+                f'Invalid value: "{name_of(crd)}": must be spec.names.plural+"."+spec.group',
             )
         )
     for key in ("plural", "kind"):
@@ -331,7 +331,7 @@ def crd_status(crd: JSON, when: str) -> None:
 
 def check(rt: ResourceType, obj: JSON, causes: list[dict[str, str]]) -> None:
     if causes:
-        raise invalid(rt.kind, rt.group, str(obj.get("metadata", {}).get("name", "")), causes)
+        raise invalid(rt.kind, rt.group, name_of(obj), causes)
 
 
 def forbid_namespace_terminating(ns_obj: JSON | None, ns: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from localkube.errors import cause, invalid
-from rayside.objects import JSON
+from rayside.objects import JSON, name_of
 
 # (events.k8s.io/v1 field, core/v1 field)
 RENAMES = (
@@ -46,7 +46,7 @@ def check_view_create(view: JSON) -> None:
         if not view.get(k)
     ]
     if missing:
-        name = str((view.get("metadata") or {}).get("name", ""))
+        name = name_of(view)
         raise invalid(
             "Event",
             "events.k8s.io",

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localkube import fastjson
-from rayside.objects import JSON
+from rayside.objects import JSON, resource_version_of
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class SqlitePersister:
             meta = {str(k): str(v) for k, v in db.execute("SELECT k, v FROM meta")}
         finally:
             db.close()
-        rvs = [int((obj.get("metadata") or {}).get("resourceVersion") or 0) for *_, obj in rows]
+        rvs = [int(resource_version_of(obj) or 0) for *_, obj in rows]
         rv = start_revision(meta, rvs)
         self._committed = self._lease = self._lease_asked = rv
         private_files(self.path.parent)  # the WAL files this start created

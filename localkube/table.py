@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from localkube import jsonpath
-from rayside.objects import JSON
+from rayside.objects import JSON, is_deleting, labels_of, name_of
 
 __all__ = [
     "BUILTIN_COLUMNS",
@@ -91,7 +91,7 @@ def _age(obj: JSON, now: dt.datetime, value: Any = None) -> str:
 
 
 def _name(obj: JSON) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
+    return name_of(obj)
 
 
 def _conds(obj: JSON) -> dict[str, str]:
@@ -151,7 +151,7 @@ def _pod_status(obj: JSON) -> tuple[str, int, int, str | None]:
                 ready += 1
         if reason == "Completed" and running:
             reason = "Running" if _conds(obj).get("Ready") == "True" else "NotReady"
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if is_deleting(obj):
         reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
     return reason, ready, restarts, last
 
@@ -202,7 +202,7 @@ def _service_cells(obj: JSON, now: dt.datetime) -> list[Any]:
 
 def _job_status(obj: JSON) -> str:
     conds = _conds(obj)
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if is_deleting(obj):
         return "Terminating"
     for ctype in ("Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
         if conds.get(ctype) == "True":
@@ -253,7 +253,7 @@ def _node_cells(obj: JSON, now: dt.datetime) -> list[Any]:
     status = {"True": "Ready", "False": "NotReady"}.get(str(ready), "Unknown")
     if (obj.get("spec") or {}).get("unschedulable"):
         status += ",SchedulingDisabled"
-    labels = (obj.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(obj)
     roles = sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))
     version = ((obj.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
     return [_name(obj), status, ",".join(roles) or "<none>", _age(obj, now), version]
@@ -396,7 +396,7 @@ def _typed_cell(values: list[Any], typ: str, now: dt.datetime) -> Any:
 
 def _crd_cells(obj: JSON, printer_columns: list[JSON], now: dt.datetime) -> list[Any]:
     cols = printer_columns or [_DEFAULT_CRD_COLUMN]
-    cells: list[Any] = [obj.get("metadata", {}).get("name", "")]
+    cells: list[Any] = [name_of(obj)]
     for pc in cols:
         try:
             values = jsonpath.find(obj, str(pc.get("jsonPath", "")))
@@ -411,7 +411,7 @@ def row_cells(obj: JSON, kind: str, printer_columns: list[JSON] | None, now: dt.
     if printer_columns is not None:
         return _crd_cells(obj, printer_columns, now)
     spec = BUILTIN_COLUMNS.get(kind)
-    name = (obj.get("metadata") or {}).get("name", "")
+    name = name_of(obj)
     if spec is None:
         return [name, (obj.get("metadata") or {}).get("creationTimestamp")]
     cells_fn: Callable[[JSON, dt.datetime], list[Any]] = spec[1]

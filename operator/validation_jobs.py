@@ -18,6 +18,7 @@ from ray_operator.models import RayJob, RayService
 from ray_operator.models.rayjob import DeletionRule, RayJobSpec
 from ray_operator.schedulers import UnknownScheduler, scheduler_for
 from ray_operator.validation_cluster import raycluster_spec_error, validate_name
+from rayside.objects import name_of
 
 _POLICY_ORDER = ("DeleteWorkers", "DeleteCluster", "DeleteSelf")
 
@@ -239,7 +240,7 @@ def validate_rayservice(service: RayService, settings: BuildSettings) -> str | N
     cluster = service.spec.ray_cluster_config
     if cluster is not None:
         head_service = cluster.head_group_spec.head_service or {}
-        if (head_service.get("metadata") or {}).get("name"):
+        if name_of(head_service):
             return "spec.rayClusterConfig.headGroupSpec.headService.metadata.name should not be set"
         if cluster.auth_options is not None and cluster.auth_options.enable_k8s_token_auth:
             return "authOptions.enableK8sTokenAuth is not supported for RayService"

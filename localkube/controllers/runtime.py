@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from rayside.events import event_body
 from rayside.kubeclient import KubeClient, KubeError, NotFound
-from rayside.objects import EVENTS, JSON, Resource, group_version_path
+from rayside.objects import EVENTS, JSON, Resource, group_version_path, namespace_of
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def record_event(
 ) -> None:
     """Write a core/v1 Event about ``obj`` (best effort: failures are logged at debug)."""
     body = event_body(obj, type_=event_type, reason=reason, message=message, component=component)
-    ns = body["metadata"]["namespace"]
+    ns = namespace_of(body)
     try:
         client.create(EVENTS.path(ns), body)
     except KubeError as exc:

@@ -35,7 +35,7 @@ from localkube.kubelet.status import (
     terminal_reason,
 )
 from rayside.kubeclient import KubeClient, KubeError, NotFound
-from rayside.objects import JSON, PODS, key_of
+from rayside.objects import JSON, PODS, annotations_of, is_deleting, key_of, uid_of
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class SimPod:
 
 
 def _annotation(pod: JSON, key: str) -> str | None:
-    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(key)
+    value = annotations_of(pod).get(key)
     return None if value is None else str(value)
 
 
@@ -131,8 +131,7 @@ class SimulatedRuntime:
 
     # -- events -------------------------------------------------------------------------------------------
     def sync(self, pod: JSON) -> None:
-        meta = pod.get("metadata") or {}
-        key, uid = key_of(pod), str(meta.get("uid", ""))
+        key, uid = key_of(pod), uid_of(pod)
         with self._cv:
             sim = self._pods.get(key)
             if sim is not None and sim.uid != uid:
@@ -144,10 +143,10 @@ class SimulatedRuntime:
                 if phase in ("Succeeded", "Failed"):
                     sim.stage = "done"
                 self._pods[key] = sim
-                if sim.stage == "pending" and not meta.get("deletionTimestamp"):
+                if sim.stage == "pending" and not is_deleting(pod):
                     self._at(_float(pod, READY_DELAY_ANNOTATION, self.settings.ready_delay), key, "run")
             sim.pod = pod
-            if meta.get("deletionTimestamp") and sim.stage != "deleting":
+            if is_deleting(pod) and sim.stage != "deleting":
                 sim.stage = "deleting"
                 self._at(0.0, key, "delete")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from rayside.objects import JSON
+from rayside.objects import JSON, owner_references_of
 
 StateKind = Literal["waiting", "running", "terminated"]
 
@@ -206,5 +206,5 @@ def build_pod_status(pod: JSON, view: PodView) -> JSON:
 
 
 def owned_by_job(pod: JSON) -> bool:
-    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    refs = owner_references_of(pod)
     return any(r.get("kind") == "Job" for r in refs)
