@@ -9,7 +9,7 @@ from typing import Any
 
 from localkube.errors import ApiError, cause, invalid
 from localkube.registry import ResourceType
-from rayside.objects import JSON, name_of, uid_of
+from rayside.objects import JSON, name_of, namespace_of, uid_of
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 NODE_PORTS = range(30000, 32768)
@@ -245,7 +245,7 @@ def owner_causes(meta: JSON) -> list[dict[str, str]]:
 def event_causes(event: JSON) -> list[dict[str, str]]:
     """A core/v1 Event lives in its involved object's namespace (`default` for cluster-scoped objects)."""
     involved = (event.get("involvedObject") or {}).get("namespace") or "default"
-    if involved != event["metadata"].get("namespace"):
+    if involved != namespace_of(event):
         return [
             cause(
                 "FieldValueInvalid",

@@ -134,7 +134,7 @@ class EndpointsController:
             if current is not None and self._managed(current):
                 self._quiet(lambda: self.client.delete(ENDPOINTS.path(ns, name)))
             return
-        want = desired_endpoints(svc, [p for p in self.pods() if p["metadata"].get("namespace") == ns])
+        want = desired_endpoints(svc, [p for p in self.pods() if namespace_of(p) == ns])
         if want is None:
             return
         want["metadata"].setdefault("annotations", {})["localkube.rayside.io/managed-by"] = (

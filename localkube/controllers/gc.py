@@ -236,7 +236,7 @@ class GarbageCollector:
     ) -> list[tuple[Resource, JSON]]:
         """The cached dependents plus any the server lists that the caches have not delivered yet."""
         uid = uid_of(owner)
-        ns = owner["metadata"].get("namespace")
+        ns = namespace_of(owner)
         found = {uid_of(d): (r, d) for r, d in cached}
         for res in self.resources():
             if ns and not res.namespaced:

@@ -85,7 +85,7 @@ class JobController:
         meta = pod["metadata"]
         if kind != "DELETED" and TRACKING_FINALIZER in (meta.get("finalizers") or []):
             job = self.get_job(f"{meta.get('namespace')}/{owner[0]}") if owner else None
-            if owner is None or job is None or job["metadata"].get("uid") != owner[1]:
+            if owner is None or job is None or uid_of(job) != owner[1]:
                 self.enqueue(("jobpod", key_of(pod)), 0.0)
         if owner is None:
             return
@@ -107,7 +107,7 @@ class JobController:
             pods = list(self.pods.get(uid, {}).values())
             mem = self.memory.setdefault(uid, _JobMemory())
             mem.created = {n: t for n, t in mem.created.items() if now - t < EXPECTATION_TIMEOUT}
-            live = {str(p["metadata"].get("uid")) for p in pods}
+            live = {uid_of(p) for p in pods}
             mem.deleted &= live
             obs = Observed(len(mem.created), frozenset(mem.deleted), frozenset(mem.counted), mem.last_failure)
         return pods, obs
@@ -175,7 +175,7 @@ class JobController:
         if owner is not None:
             try:
                 job = self.client.get(JOBS.path(ns, owner[0]))
-                if job["metadata"].get("uid") == owner[1]:
+                if uid_of(job) == owner[1]:
                     return
             except NotFound:
                 pass

@@ -11,7 +11,16 @@ from collections.abc import Callable
 
 from localkube.controllers.runtime import Enqueue
 from rayside.kubeclient import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
-from rayside.objects import JSON, NAMESPACES, SERVICEACCOUNTS, Resource, is_deleting, name_of, namespace_of
+from rayside.objects import (
+    JSON,
+    NAMESPACES,
+    SERVICEACCOUNTS,
+    Resource,
+    is_deleting,
+    name_of,
+    namespace_of,
+    resource_version_of,
+)
 
 log = logging.getLogger(__name__)
 NAMESPACE_FINALIZER = "kubernetes"
@@ -107,7 +116,7 @@ class NamespaceController:
         body = {
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {"name": name, "resourceVersion": ns["metadata"].get("resourceVersion")},
+            "metadata": {"name": name, "resourceVersion": resource_version_of(ns)},
             "spec": {"finalizers": [f for f in fins if f != NAMESPACE_FINALIZER]},
         }
         try:

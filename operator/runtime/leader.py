@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rayside.kubeclient import KubeClient, KubeError, NotFound
-from rayside.objects import LEASES
+from rayside.objects import LEASES, resource_version_of
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class LeaderElector:
             return True
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
-        rv = lease["metadata"].get("resourceVersion", "")
+        rv = resource_version_of(lease)
         now = self._clock()
         if self._observed is None or self._observed[:2] != (holder, rv):
             self._observed = (holder, rv, now)
@@ -89,7 +89,7 @@ class LeaderElector:
         acquire = spec.get("acquireTime") if holder == self.identity else None
         lease["spec"] = self._spec(transitions, acquire)
         updated = self._client.replace(LEASES.path(self._namespace, self._name), lease)
-        self._observed = (self.identity, updated["metadata"].get("resourceVersion", ""), self._clock())
+        self._observed = (self.identity, resource_version_of(updated), self._clock())
         return True
 
     def _attempt(self) -> bool:
