@@ -37,6 +37,8 @@ from typing import Any
 import psutil
 import requests
 
+from rayside.objects import PODS
+
 ROOT = Path(__file__).resolve().parent.parent
 NS = "default"
 _spec = importlib.util.spec_from_file_location("lk_tp", Path(__file__).with_name("localkube_throughput.py"))
@@ -95,7 +97,7 @@ def _creator(url: str, rate: float, count: int, out: Any) -> None:
                 time.sleep(delay)
             name = f"pod-{i:05d}"
             t = time.time()
-            resp = session.post(f"{url}/api/v1/namespaces/{NS}/pods", json=worker_pod(name), timeout=60)
+            resp = session.post(f"{url}{PODS.path(NS)}", json=worker_pod(name), timeout=60)
             if resp.status_code == 201:
                 with lock:
                     sent[name] = t
@@ -122,7 +124,7 @@ def _running_watcher(url: str, count: int, seconds: float, ready: Any, out: Any)
     seen: dict[str, float] = {}
     ready.set()
     with contextlib.suppress(requests.RequestException):
-        for event in _watch_lines(url, f"/api/v1/namespaces/{NS}/pods", seconds):
+        for event in _watch_lines(url, PODS.path(NS), seconds):
             obj = event.get("object") or {}
             if (obj.get("status") or {}).get("phase") == "Running":
                 name = obj["metadata"]["name"]
@@ -136,7 +138,7 @@ def _informer(url: str, seconds: float, ready: Any) -> None:
     """An informer-like watch of all pods that decodes every event (the operator's cost on the server)."""
     ready.set()
     with contextlib.suppress(requests.RequestException):
-        for _ in _watch_lines(url, "/api/v1/pods", seconds):
+        for _ in _watch_lines(url, PODS.path(), seconds):
             pass
 
 

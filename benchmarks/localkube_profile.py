@@ -24,6 +24,8 @@ from typing import Any
 
 import requests
 
+from rayside.objects import CONFIGMAPS
+
 _spec = importlib.util.spec_from_file_location("lk_tp", Path(__file__).with_name("localkube_throughput.py"))
 assert _spec is not None and _spec.loader is not None
 tp: Any = importlib.util.module_from_spec(_spec)
@@ -48,7 +50,7 @@ def one_round(server: Any, pool: Any, workers: int, writes: int, prefix: str) ->
 
 
 def _watch(url: str, stop: threading.Event) -> None:
-    path = f"{url}/api/v1/namespaces/{tp.NS}/configmaps?watch=1"
+    path = f"{url}{CONFIGMAPS.path(tp.NS)}?watch=1"
     with requests.get(path, stream=True, timeout=600) as resp:
         for _ in resp.iter_lines():
             if stop.is_set():

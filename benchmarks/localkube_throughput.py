@@ -33,6 +33,8 @@ from typing import Any
 import psutil
 import requests
 
+from rayside.objects import CONFIGMAPS, PODS
+
 NS = "bench"
 
 
@@ -167,11 +169,11 @@ def _pod(name: str) -> dict[str, Any]:
 def _create_batch(args: tuple[str, str, str, int, int]) -> int:
     url, kind, prefix, start, count = args
     session = requests.Session()
-    plural = "pods" if kind == "pod" else "configmaps"
+    resource = PODS if kind == "pod" else CONFIGMAPS
     build = _pod if kind == "pod" else _configmap
     ok = 0
     for i in range(start, start + count):
-        resp = session.post(f"{url}/api/v1/namespaces/{NS}/{plural}", json=build(f"{prefix}-{i}"))
+        resp = session.post(f"{url}{resource.path(NS)}", json=build(f"{prefix}-{i}"))
         ok += resp.status_code == 201
     return ok
 
@@ -182,7 +184,7 @@ def _update_batch(args: tuple[str, str, int, int]) -> int:
     ok = 0
     for i in range(start, start + count):
         body = {"data": {"payload": "y" * 256, "n": str(i)}}
-        resp = session.patch(f"{url}/api/v1/namespaces/{NS}/configmaps/{prefix}-{i}", json=body,
+        resp = session.patch(f"{url}{CONFIGMAPS.path(NS, f'{prefix}-{i}')}", json=body,
                              headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
         ok += resp.status_code == 200
     return ok
@@ -226,9 +228,7 @@ def _watcher(
     url: str, rv: str, want: int, sent: dict[str, float], out: list[float], ready: threading.Event
 ) -> None:
     params = {"watch": "true", "resourceVersion": rv, "labelSelector": "lat=1", "timeoutSeconds": "120"}
-    with requests.get(
-        f"{url}/api/v1/namespaces/{NS}/configmaps", params=params, stream=True, timeout=130
-    ) as resp:
+    with requests.get(f"{url}{CONFIGMAPS.path(NS)}", params=params, stream=True, timeout=130) as resp:
         ready.set()
         seen = 0
         for line in resp.iter_lines():
@@ -246,7 +246,7 @@ def _watcher(
 def watch_latency(server: Server, watchers: int, events: int, rate: float) -> tuple[float, float]:
     """(p50 ms, p99 ms) from sending a create to each of ``watchers`` receiving its ADDED event."""
     session = requests.Session()
-    rv = session.get(f"{server.url}/api/v1/namespaces/{NS}/configmaps", params={"limit": "1"}).json()[
+    rv = session.get(f"{server.url}{CONFIGMAPS.path(NS)}", params={"limit": "1"}).json()[
         "metadata"]["resourceVersion"]  # fmt: skip
     sent: dict[str, float] = {}
     results: list[list[float]] = [[] for _ in range(watchers)]
@@ -263,7 +263,7 @@ def watch_latency(server: Server, watchers: int, events: int, rate: float) -> tu
         body = _configmap(f"lat-{i}", 64)
         body["metadata"]["labels"]["lat"] = "1"
         sent[body["metadata"]["name"]] = time.perf_counter()
-        session.post(f"{server.url}/api/v1/namespaces/{NS}/configmaps", json=body)
+        session.post(f"{server.url}{CONFIGMAPS.path(NS)}", json=body)
         next_at += interval
         time.sleep(max(0.0, next_at - time.perf_counter()))
     for t in threads:
@@ -278,9 +278,7 @@ def watch_latency(server: Server, watchers: int, events: int, rate: float) -> tu
 
 
 def running_count(url: str) -> int:
-    resp = requests.get(
-        f"{url}/api/v1/namespaces/{NS}/pods", params={"fieldSelector": "status.phase=Running"}
-    )
+    resp = requests.get(f"{url}{PODS.path(NS)}", params={"fieldSelector": "status.phase=Running"})
     return len(resp.json()["items"])
 
 

@@ -21,7 +21,8 @@ from localkube import validation, validation_kinds
 from localkube.errors import ApiError, bad_request, cause, conflict, invalid, not_found
 from localkube.options import ListOptions, WriteOptions
 from localkube.registry import Registry, ResourceType, types_from_crd
-from localkube.store import Obj, Store, clone
+from localkube.store import Store, clone
+from rayside.objects import JSON
 
 log = logging.getLogger(__name__)
 SNAPSHOT_TTL = 300.0
@@ -30,7 +31,7 @@ INTERNAL = {"resourceVersion", "managedFields"}
 
 @dataclass
 class Result:
-    obj: Obj
+    obj: JSON
     code: int = 200
     warnings: list[str] = field(default_factory=list)
 
@@ -49,26 +50,26 @@ class Api:
         self.registry = registry
         self.rng = rng or random.Random()
         self.clock = clock
-        self._snapshots: dict[str, tuple[float, int, list[Obj]]] = {}
+        self._snapshots: dict[str, tuple[float, int, list[JSON]]] = {}
         self._snap_lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------------------
     def now(self) -> str:
         return m.rfc3339(self.clock())
 
-    def stamp(self, rt: ResourceType, obj: Obj) -> Obj:
+    def stamp(self, rt: ResourceType, obj: JSON) -> JSON:
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         return obj
 
-    def existing(self, rt: ResourceType, ns: str, name: str) -> Obj:
+    def existing(self, rt: ResourceType, ns: str, name: str) -> JSON:
         """The stored object as a shallow copy: never change nested values, clone first."""
         obj = self.store.peek(rt.storage_key, ns, name)
         if obj is None:
             raise not_found(rt.plural, rt.group, name)
         return self.stamp(rt, dict(obj))
 
-    def check_body_type(self, rt: ResourceType, body: Obj) -> None:
+    def check_body_type(self, rt: ResourceType, body: JSON) -> None:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         av, kind = body.get("apiVersion"), body.get("kind")
@@ -85,14 +86,14 @@ class Api:
             raise bad_request("metadata must be an object")
 
     @staticmethod
-    def check_decodes(rt: ResourceType, obj: Obj) -> None:
+    def check_decodes(rt: ResourceType, obj: JSON) -> None:
         """400 when a field of a built-in kind has the wrong JSON type (kube cannot decode such a body)."""
         if not rt.custom:
             msg = validation_kinds.check_decode(rt.storage_key, rt.kind, rt.api_version, obj)
             if msg is not None:
                 raise bad_request(msg)
 
-    def _fix_namespace(self, rt: ResourceType, meta: Obj, ns: str) -> None:
+    def _fix_namespace(self, rt: ResourceType, meta: JSON, ns: str) -> None:
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != ns:
                 raise bad_request(
@@ -102,7 +103,7 @@ class Api:
         else:
             meta.pop("namespace", None)
 
-    def schema_pass(self, rt: ResourceType, obj: Obj, old: Obj | None, opts: WriteOptions) -> list[str]:
+    def schema_pass(self, rt: ResourceType, obj: JSON, old: JSON | None, opts: WriteOptions) -> list[str]:
         """Prune, default and validate a custom resource; returns warnings (raises 400/422)."""
         if not rt.custom or rt.schema is None:
             return []
@@ -126,10 +127,10 @@ class Api:
         return warnings
 
     # -- reads ---------------------------------------------------------------------------------------------
-    def get(self, rt: ResourceType, ns: str, name: str) -> Obj:
+    def get(self, rt: ResourceType, ns: str, name: str) -> JSON:
         return self.existing(rt, ns, name)
 
-    def matcher(self, rt: ResourceType, opts: ListOptions) -> Callable[[Obj], bool]:
+    def matcher(self, rt: ResourceType, opts: ListOptions) -> Callable[[JSON], bool]:
         from localkube import selectors as sel
 
         try:
@@ -138,14 +139,14 @@ class Api:
         except sel.SelectorError as exc:
             raise bad_request(str(exc)) from None
 
-        def match(obj: Obj) -> bool:
+        def match(obj: JSON) -> bool:
             if labels is not None and not labels(obj.get("metadata", {}).get("labels") or {}):
                 return False
             return fields is None or fields(obj)
 
         return match
 
-    def list_objects(self, rt: ResourceType, ns: str | None, opts: ListOptions) -> tuple[list[Obj], Obj]:
+    def list_objects(self, rt: ResourceType, ns: str | None, opts: ListOptions) -> tuple[list[JSON], JSON]:
         """(items, list metadata) honouring selectors and limit/continue from a consistent snapshot."""
         if opts.continue_token:
             return self._continue(opts)
@@ -153,7 +154,7 @@ class Api:
         match = self.matcher(rt, opts)
         items, rv = self.store.items(rt.storage_key, ns, deep=False)
         items = [self.stamp(rt, o) for o in items if match(o)]
-        meta: Obj = {"resourceVersion": str(rv)}
+        meta: JSON = {"resourceVersion": str(rv)}
         if opts.limit and opts.limit > 0 and len(items) > opts.limit:
             token = self._snapshot(rv, items[opts.limit :], opts.limit)
             meta.update({"continue": token, "remainingItemCount": len(items) - opts.limit})
@@ -185,7 +186,7 @@ class Api:
                 headers={"Retry-After": "1"},
             )
 
-    def _snapshot(self, rv: int, rest: list[Obj], limit: int) -> str:
+    def _snapshot(self, rv: int, rest: list[JSON], limit: int) -> str:
         sid = f"{rv}-{self.rng.getrandbits(48):x}"
         with self._snap_lock:
             now = time.monotonic()
@@ -197,7 +198,7 @@ class Api:
         raw = json.dumps({"id": sid, "limit": limit}).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
-    def _continue(self, opts: ListOptions) -> tuple[list[Obj], Obj]:
+    def _continue(self, opts: ListOptions) -> tuple[list[JSON], JSON]:
         try:
             token = opts.continue_token
             data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
@@ -215,7 +216,7 @@ class Api:
             )
         _ts, rv, rest = snap
         limit = opts.limit or len(rest)
-        meta: Obj = {"resourceVersion": str(rv)}
+        meta: JSON = {"resourceVersion": str(rv)}
         if len(rest) > limit:
             meta.update(
                 {"continue": self._snapshot(rv, rest[limit:], limit), "remainingItemCount": len(rest) - limit}
@@ -223,7 +224,7 @@ class Api:
         return rest[:limit], meta
 
     # -- create --------------------------------------------------------------------------------------------
-    def create(self, rt: ResourceType, ns: str, body: Obj, opts: WriteOptions) -> Result:
+    def create(self, rt: ResourceType, ns: str, body: JSON, opts: WriteOptions) -> Result:
         self.check_body_type(rt, body)
         self.check_decodes(rt, body)
         obj = self.stamp(rt, clone(body))
@@ -289,7 +290,7 @@ class Api:
             }
             self.store.put("core/serviceaccounts", sa, None)
 
-    def _create_rules(self, rt: ResourceType, obj: Obj, opts: WriteOptions) -> list[str]:
+    def _create_rules(self, rt: ResourceType, obj: JSON, opts: WriteOptions) -> list[str]:
         if rt.custom:
             if rt.status:
                 obj.pop("status", None)
@@ -332,7 +333,7 @@ class Api:
         rt: ResourceType,
         ns: str,
         name: str,
-        body: Obj,
+        body: JSON,
         opts: WriteOptions,
         subresource: str | None = None,
         precondition_checked: bool = False,
@@ -367,7 +368,7 @@ class Api:
                     raise conflict(rt.plural, rt.group, name)
             return self._write_update(rt, old, new, opts, subresource)
 
-    def _merge_sub(self, rt: ResourceType, old: Obj, new: Obj, subresource: str | None) -> Obj:
+    def _merge_sub(self, rt: ResourceType, old: JSON, new: JSON, subresource: str | None) -> JSON:
         if subresource == "status":
             merged = clone(old)
             if "status" in new:
@@ -383,7 +384,7 @@ class Api:
         return new
 
     def _write_update(
-        self, rt: ResourceType, old: Obj, new: Obj, opts: WriteOptions, subresource: str | None
+        self, rt: ResourceType, old: JSON, new: JSON, opts: WriteOptions, subresource: str | None
     ) -> Result:
         self.check_decodes(rt, new)
         new = self._merge_sub(rt, old, new, subresource)
@@ -439,8 +440,8 @@ class Api:
 
     @staticmethod
     def _track(
-        rt: ResourceType, old: Obj | None, new: Obj, opts: WriteOptions, subresource: str | None
-    ) -> Obj:
+        rt: ResourceType, old: JSON | None, new: JSON, opts: WriteOptions, subresource: str | None
+    ) -> JSON:
         """Record a non-apply write in managedFields (operation Update) for later apply conflict detection."""
         from localkube import ssa
 
@@ -448,7 +449,7 @@ class Api:
         return ssa.update_managed_fields(old, new, opts.manager, rt.kind, schema=rt.schema, subresource=sub)
 
     @staticmethod
-    def _finalized(obj: Obj) -> bool:
+    def _finalized(obj: JSON) -> bool:
         if obj["metadata"].get("finalizers"):
             return False
         if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
@@ -456,7 +457,7 @@ class Api:
         grace = int(obj["metadata"].get("deletionGracePeriodSeconds") or 0)
         return grace == 0 or obj.get("kind") != "Pod"
 
-    def _after_remove(self, rt: ResourceType, obj: Obj) -> None:
+    def _after_remove(self, rt: ResourceType, obj: JSON) -> None:
         """Cascade that the API server itself performs (CRD removal drops its resources)."""
         if rt.plural == "customresourcedefinitions" and rt.group == "apiextensions.k8s.io":
             for crt in types_from_crd(obj):
@@ -466,7 +467,7 @@ class Api:
                     )
             self.registry.set_crd(obj["metadata"]["name"], [])
 
-    def _update_rules(self, rt: ResourceType, new: Obj, old: Obj, opts: WriteOptions) -> list[str]:
+    def _update_rules(self, rt: ResourceType, new: JSON, old: JSON, opts: WriteOptions) -> list[str]:
         key = rt.storage_key
         if rt.custom:
             return self.schema_pass(rt, new, old, opts)
@@ -491,15 +492,15 @@ class Api:
         return []
 
     @staticmethod
-    def _spec_changed(rt: ResourceType, old: Obj, new: Obj) -> bool:
+    def _spec_changed(rt: ResourceType, old: JSON, new: JSON) -> bool:
         skip = {"metadata", "status"} if rt.status else {"metadata"}
         return {k: v for k, v in old.items() if k not in skip} != {
             k: v for k, v in new.items() if k not in skip
         }
 
     @staticmethod
-    def _same(old: Obj, new: Obj) -> bool:
-        def strip(o: Obj) -> Obj:
+    def _same(old: JSON, new: JSON) -> bool:
+        def strip(o: JSON) -> JSON:
             c = dict(o)
             c["metadata"] = {k: v for k, v in o.get("metadata", {}).items() if k not in INTERNAL}
             return c

@@ -9,8 +9,8 @@ from typing import Any
 
 from localkube.errors import ApiError, cause, invalid
 from localkube.registry import ResourceType
+from rayside.objects import JSON, name_of, namespace_of, uid_of
 
-Obj = dict[str, Any]
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 NODE_PORTS = range(30000, 32768)
 
@@ -22,7 +22,7 @@ def _pull_policy(image: str) -> str:
     return "Always" if ":" not in tail or tail.endswith(":latest") else "IfNotPresent"
 
 
-def _qos(spec: Obj) -> str:
+def _qos(spec: JSON) -> str:
     res = [c.get("resources") or {} for c in spec.get("containers") or []]
     if not any(r.get("requests") or r.get("limits") for r in res):
         return "BestEffort"
@@ -35,7 +35,7 @@ def _qos(spec: Obj) -> str:
     return "Guaranteed"
 
 
-def pod_defaults(pod: Obj) -> None:
+def pod_defaults(pod: JSON) -> None:
     spec = pod.setdefault("spec", {})
     for key, value in (
         ("restartPolicy", "Always"),
@@ -56,7 +56,7 @@ def pod_defaults(pod: Obj) -> None:
             ctr.setdefault("resources", {})
 
 
-def _mutable_view(spec: Obj) -> Obj:
+def _mutable_view(spec: JSON) -> JSON:
     view = dict(spec)
     for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
         view.pop(key, None)
@@ -66,7 +66,7 @@ def _mutable_view(spec: Obj) -> Obj:
     return view
 
 
-def pod_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
+def pod_update_causes(new: JSON, old: JSON) -> list[dict[str, str]]:
     if _mutable_view(new.get("spec") or {}) != _mutable_view(old.get("spec") or {}):
         return [
             cause(
@@ -83,7 +83,7 @@ def pod_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
     return []
 
 
-def _taken_ips(services: Iterable[Obj]) -> set[str]:
+def _taken_ips(services: Iterable[JSON]) -> set[str]:
     ips: set[str] = set()
     for svc in services:
         for ip in (svc.get("spec") or {}).get("clusterIPs") or []:
@@ -91,7 +91,7 @@ def _taken_ips(services: Iterable[Obj]) -> set[str]:
     return ips
 
 
-def _taken_ports(services: Iterable[Obj]) -> set[int]:
+def _taken_ports(services: Iterable[JSON]) -> set[int]:
     return {
         int(p["nodePort"])
         for svc in services
@@ -100,7 +100,7 @@ def _taken_ports(services: Iterable[Obj]) -> set[int]:
     }
 
 
-def service_create(svc: Obj, existing: list[Obj]) -> list[dict[str, str]]:
+def service_create(svc: JSON, existing: list[JSON]) -> list[dict[str, str]]:
     """Defaults, clusterIP and nodePort allocation; returns validation causes."""
     spec = svc.setdefault("spec", {})
     stype = spec.setdefault("type", "ClusterIP")
@@ -155,7 +155,7 @@ def service_create(svc: Obj, existing: list[Obj]) -> list[dict[str, str]]:
     return out
 
 
-def service_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
+def service_update_causes(new: JSON, old: JSON) -> list[dict[str, str]]:
     old_ip = (old.get("spec") or {}).get("clusterIP")
     spec = new.setdefault("spec", {})
     if not spec.get("clusterIP"):
@@ -166,7 +166,7 @@ def service_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
     return []
 
 
-def job_create(job: Obj) -> list[dict[str, str]]:
+def job_create(job: JSON) -> list[dict[str, str]]:
     spec = job.setdefault("spec", {})
     if "parallelism" not in spec and "completions" not in spec:
         spec["completions"] = 1
@@ -176,7 +176,7 @@ def job_create(job: Obj) -> list[dict[str, str]]:
     spec.setdefault("suspend", False)
     spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
     tmpl = spec.setdefault("template", {})
-    uid, name = job["metadata"]["uid"], job["metadata"]["name"]
+    uid, name = uid_of(job), name_of(job)
     if not spec.get("manualSelector"):
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
         labels = tmpl.setdefault("metadata", {}).setdefault("labels", {})
@@ -201,7 +201,7 @@ def job_create(job: Obj) -> list[dict[str, str]]:
     return []
 
 
-def job_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
+def job_update_causes(new: JSON, old: JSON) -> list[dict[str, str]]:
     out = []
     for key in ("template", "selector"):
         if (new.get("spec") or {}).get(key) != (old.get("spec") or {}).get(key):
@@ -209,7 +209,7 @@ def job_update_causes(new: Obj, old: Obj) -> list[dict[str, str]]:
     return out
 
 
-def secret_defaults(secret: Obj) -> list[dict[str, str]]:
+def secret_defaults(secret: JSON) -> list[dict[str, str]]:
     """`stringData` is write-only: merged into base64 `data` (winning over it); `type` defaults to Opaque."""
     secret.setdefault("type", "Opaque")
     string_data = secret.pop("stringData", None) or {}
@@ -222,7 +222,7 @@ def secret_defaults(secret: Obj) -> list[dict[str, str]]:
     return []
 
 
-def owner_causes(meta: Obj) -> list[dict[str, str]]:
+def owner_causes(meta: JSON) -> list[dict[str, str]]:
     refs = meta.get("ownerReferences") or []
     out: list[dict[str, str]] = []
     if sum(1 for r in refs if isinstance(r, dict) and r.get("controller")) > 1:
@@ -242,10 +242,10 @@ def owner_causes(meta: Obj) -> list[dict[str, str]]:
     return out
 
 
-def event_causes(event: Obj) -> list[dict[str, str]]:
+def event_causes(event: JSON) -> list[dict[str, str]]:
     """A core/v1 Event lives in its involved object's namespace (`default` for cluster-scoped objects)."""
     involved = (event.get("involvedObject") or {}).get("namespace") or "default"
-    if involved != event["metadata"].get("namespace"):
+    if involved != namespace_of(event):
         return [
             cause(
                 "FieldValueInvalid",
@@ -256,24 +256,24 @@ def event_causes(event: Obj) -> list[dict[str, str]]:
     return []
 
 
-def namespace_defaults(ns: Obj) -> None:
-    name = ns["metadata"]["name"]
+def namespace_defaults(ns: JSON) -> None:
+    name = name_of(ns)
     ns["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
     ns.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
     ns.setdefault("status", {}).setdefault("phase", "Active")
 
 
-def crd_causes(crd: Obj, structural: Callable[[dict[str, Any]], list[str]]) -> list[dict[str, str]]:
+def crd_causes(crd: JSON, structural: Callable[[dict[str, Any]], list[str]]) -> list[dict[str, str]]:
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     out: list[dict[str, str]] = []
     want = f"{names.get('plural')}.{spec.get('group')}"
-    if crd["metadata"]["name"] != want:
+    if name_of(crd) != want:
         out.append(
             cause(
                 "FieldValueInvalid",
                 "metadata.name",
-                f'Invalid value: "{crd["metadata"]["name"]}": must be spec.names.plural+"."+spec.group',
+                f'Invalid value: "{name_of(crd)}": must be spec.names.plural+"."+spec.group',
             )
         )
     for key in ("plural", "kind"):
@@ -310,7 +310,7 @@ def crd_causes(crd: Obj, structural: Callable[[dict[str, Any]], list[str]]) -> l
     return out
 
 
-def crd_status(crd: Obj, when: str) -> None:
+def crd_status(crd: JSON, when: str) -> None:
     spec = crd.get("spec") or {}
     names = dict(spec.get("names") or {})
     names.setdefault("listKind", f"{names.get('kind')}List")
@@ -329,12 +329,12 @@ def crd_status(crd: Obj, when: str) -> None:
     ]
 
 
-def check(rt: ResourceType, obj: Obj, causes: list[dict[str, str]]) -> None:
+def check(rt: ResourceType, obj: JSON, causes: list[dict[str, str]]) -> None:
     if causes:
-        raise invalid(rt.kind, rt.group, str(obj.get("metadata", {}).get("name", "")), causes)
+        raise invalid(rt.kind, rt.group, name_of(obj), causes)
 
 
-def forbid_namespace_terminating(ns_obj: Obj | None, ns: str) -> None:
+def forbid_namespace_terminating(ns_obj: JSON | None, ns: str) -> None:
     if ns_obj is not None and (ns_obj.get("status") or {}).get("phase") == "Terminating":
         raise ApiError(
             403,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from localkube.errors import cause, invalid
+from rayside.objects import JSON, name_of
 
-Obj = dict[str, Any]
 # (events.k8s.io/v1 field, core/v1 field)
 RENAMES = (
     ("regarding", "involvedObject"),
@@ -20,9 +18,9 @@ RENAMES = (
 SAME = ("metadata", "eventTime", "series", "related", "action", "reason", "type", "reportingInstance")
 
 
-def _translate(src: Obj, api_version: str, renames: tuple[tuple[str, str], ...]) -> Obj:
+def _translate(src: JSON, api_version: str, renames: tuple[tuple[str, str], ...]) -> JSON:
     """Copy the shared fields of an Event and each ``(target, source)`` renamed field into a new object."""
-    out: Obj = {"apiVersion": api_version, "kind": "Event"}
+    out: JSON = {"apiVersion": api_version, "kind": "Event"}
     for key in SAME:
         if key in src:
             out[key] = src[key]
@@ -32,15 +30,15 @@ def _translate(src: Obj, api_version: str, renames: tuple[tuple[str, str], ...])
     return out
 
 
-def to_core(view: Obj) -> Obj:
+def to_core(view: JSON) -> JSON:
     return _translate(view, "v1", tuple((old, new) for new, old in RENAMES))
 
 
-def from_core(core: Obj) -> Obj:
+def from_core(core: JSON) -> JSON:
     return _translate(core, "events.k8s.io/v1", RENAMES)
 
 
-def check_view_create(view: Obj) -> None:
+def check_view_create(view: JSON) -> None:
     """events.k8s.io/v1 create requires eventTime, reportingController, reportingInstance, action, reason."""
     missing = [
         k
@@ -48,7 +46,7 @@ def check_view_create(view: Obj) -> None:
         if not view.get(k)
     ]
     if missing:
-        name = str((view.get("metadata") or {}).get("name", ""))
+        name = name_of(view)
         raise invalid(
             "Event",
             "events.k8s.io",

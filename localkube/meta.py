@@ -9,7 +9,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-Obj = dict[str, Any]
+from rayside.objects import JSON
+
 GEN_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -43,7 +44,7 @@ def now() -> float:
     return time.time()
 
 
-def get_path(obj: Obj, dotted: str) -> Any:
+def get_path(obj: JSON, dotted: str) -> Any:
     cur: Any = obj
     for part in dotted.strip(".").split("."):
         if not isinstance(cur, dict):
@@ -52,7 +53,7 @@ def get_path(obj: Obj, dotted: str) -> Any:
     return cur
 
 
-def set_path(obj: Obj, dotted: str, value: Any) -> None:
+def set_path(obj: JSON, dotted: str, value: Any) -> None:
     parts = dotted.strip(".").split(".")
     cur = obj
     for part in parts[:-1]:

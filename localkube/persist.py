@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localkube import fastjson
-from localkube.store import Obj
+from rayside.objects import JSON, resource_version_of
 
 log = logging.getLogger(__name__)
 
-Row = tuple[str, str, str, Obj]
+Row = tuple[str, str, str, JSON]
 DB_NAME = "localkube.db"
 DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal")
 MAX_BATCH = 1000  # writes per transaction
@@ -144,7 +144,7 @@ class SqlitePersister:
             meta = {str(k): str(v) for k, v in db.execute("SELECT k, v FROM meta")}
         finally:
             db.close()
-        rvs = [int((obj.get("metadata") or {}).get("resourceVersion") or 0) for *_, obj in rows]
+        rvs = [int(resource_version_of(obj) or 0) for *_, obj in rows]
         rv = start_revision(meta, rvs)
         self._committed = self._lease = self._lease_asked = rv
         private_files(self.path.parent)  # the WAL files this start created
@@ -161,7 +161,7 @@ class SqlitePersister:
         if rv > self._lease:
             self._await(lambda: self._lease >= rv)
 
-    def put(self, skey: str, ns: str, name: str, obj: Obj, rv: int) -> None:
+    def put(self, skey: str, ns: str, name: str, obj: JSON, rv: int) -> None:
         self._queue.put(Write(skey, ns, name, fastjson.dumps(obj), rv))
         self._work.set()
 

@@ -15,17 +15,17 @@ import bisect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from localkube import fastjson
+from rayside.objects import JSON
 
-Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
 
-def clone(obj: Obj) -> Obj:
+def clone(obj: JSON) -> JSON:
     """A deep copy of a JSON object (faster than copy.deepcopy for JSON data)."""
-    out: Obj = fastjson.clone(obj)
+    out: JSON = fastjson.clone(obj)
     return out
 
 
@@ -34,8 +34,8 @@ class Event:
     rv: int
     skey: str
     type: str  # ADDED | MODIFIED | DELETED
-    obj: Obj
-    old: Obj | None
+    obj: JSON
+    old: JSON | None
     # encoded watch lines keyed by (type, apiVersion, kind), shared by every watcher of the event
     encoded: dict[tuple[str, str, str], bytes] = field(default_factory=dict, compare=False, repr=False)
 
@@ -45,7 +45,7 @@ class Persister(Protocol):
 
     def admit(self, rv: int) -> None: ...
     def wait(self, rv: int) -> None: ...
-    def put(self, skey: str, ns: str, name: str, obj: Obj, rv: int) -> None: ...
+    def put(self, skey: str, ns: str, name: str, obj: JSON, rv: int) -> None: ...
     def delete(self, skey: str, ns: str, name: str, rv: int) -> None: ...
     def close(self) -> None: ...
 
@@ -58,7 +58,7 @@ class Store:
         # Watchers wait on their own small lock, not on `lock`: a woken watcher then does not queue up
         # behind the rest of the write that woke it (lock order: `lock`, then `cond`).
         self.cond = threading.Condition(threading.Lock())
-        self._objs: dict[str, dict[Key, Obj]] = {}
+        self._objs: dict[str, dict[Key, JSON]] = {}
         self._rv = 0
         self._events: list[Event] = []
         self._event_rvs: list[int] = []
@@ -72,7 +72,7 @@ class Store:
         self.closed = False
 
     # -- loading -------------------------------------------------------------------------------------------
-    def load(self, rows: list[tuple[str, str, str, Obj]], rv: int) -> None:
+    def load(self, rows: list[tuple[str, str, str, JSON]], rv: int) -> None:
         with self.lock:
             for skey, ns, name, obj in rows:
                 self._objs.setdefault(skey, {})[(ns, name)] = obj
@@ -84,16 +84,16 @@ class Store:
     def rv(self) -> int:
         return self._rv
 
-    def get(self, skey: str, ns: str, name: str) -> Obj | None:
+    def get(self, skey: str, ns: str, name: str) -> JSON | None:
         with self.lock:
             obj = self._objs.get(skey, {}).get((ns, name))
             return clone(obj) if obj is not None else None
 
-    def peek(self, skey: str, ns: str, name: str) -> Obj | None:
+    def peek(self, skey: str, ns: str, name: str) -> JSON | None:
         """The stored object itself (no copy): callers must not mutate it."""
         return self._objs.get(skey, {}).get((ns, name))
 
-    def items(self, skey: str, ns: str | None = None, deep: bool = True) -> tuple[list[Obj], int]:
+    def items(self, skey: str, ns: str | None = None, deep: bool = True) -> tuple[list[JSON], int]:
         """Objects of one storage key sorted by (namespace, name), and the current revision.
 
         With `deep=False` the objects are shallow copies: callers may set top-level keys but must not
@@ -134,7 +134,7 @@ class Store:
     def visible_rv(self) -> int:
         return self._visible
 
-    def put(self, skey: str, obj: Obj, old: Obj | None) -> Obj:
+    def put(self, skey: str, obj: JSON, old: JSON | None) -> JSON:
         """Store `obj` (ADDED if `old` is None, else MODIFIED) with a new resourceVersion.
 
         The store takes ownership of `obj` (the caller must not touch it afterwards) and returns a shallow
@@ -152,7 +152,7 @@ class Store:
                 self._pending.rv = rv
             return dict(obj)
 
-    def remove(self, skey: str, ns: str, name: str) -> Obj | None:
+    def remove(self, skey: str, ns: str, name: str) -> JSON | None:
         """Remove an object; the DELETED event carries its last state with a fresh resourceVersion."""
         with self.lock:
             old = self._objs.get(skey, {}).pop((ns, name), None)

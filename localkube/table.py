@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from localkube import jsonpath
+from rayside.objects import JSON, is_deleting, labels_of, name_of
 
 __all__ = [
     "BUILTIN_COLUMNS",
@@ -23,9 +24,8 @@ __all__ = [
     "table_for",
 ]
 
-Obj = dict[str, Any]
 
-NAME_COLUMN: Obj = {
+NAME_COLUMN: JSON = {
     "name": "Name",
     "type": "string",
     "format": "name",
@@ -80,7 +80,7 @@ def human_duration(delta: dt.timedelta) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def _age(obj: Obj, now: dt.datetime, value: Any = None) -> str:
+def _age(obj: JSON, now: dt.datetime, value: Any = None) -> str:
     when = parse_time(value if value is not None else (obj.get("metadata") or {}).get("creationTimestamp"))
     return human_duration(now - when) if when else "<unknown>"
 
@@ -90,17 +90,17 @@ def _age(obj: Obj, now: dt.datetime, value: Any = None) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _name(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
+def _name(obj: JSON) -> str:
+    return name_of(obj)
 
 
-def _conds(obj: Obj) -> dict[str, str]:
+def _conds(obj: JSON) -> dict[str, str]:
     return {
         str(c.get("type")): str(c.get("status")) for c in (obj.get("status") or {}).get("conditions") or []
     }
 
 
-def _terminated_reason(state: Obj, prefix: str = "") -> str:
+def _terminated_reason(state: JSON, prefix: str = "") -> str:
     term = state.get("terminated") or {}
     if term.get("reason"):
         return prefix + str(term["reason"])
@@ -109,7 +109,7 @@ def _terminated_reason(state: Obj, prefix: str = "") -> str:
     return f"{prefix}ExitCode:{term.get('exitCode', 0)}"
 
 
-def _init_reason(spec: Obj, status: Obj) -> str | None:
+def _init_reason(spec: JSON, status: JSON) -> str | None:
     inits = spec.get("initContainers") or []
     for i, cs in enumerate(status.get("initContainerStatuses") or []):
         state = cs.get("state") or {}
@@ -125,7 +125,7 @@ def _init_reason(spec: Obj, status: Obj) -> str | None:
     return None
 
 
-def _pod_status(obj: Obj) -> tuple[str, int, int, str | None]:
+def _pod_status(obj: JSON) -> tuple[str, int, int, str | None]:
     """(status text, ready containers, restarts, last restart time) — kubectl's printPod logic."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     reason = str(status.get("reason") or status.get("phase") or "")
@@ -151,12 +151,12 @@ def _pod_status(obj: Obj) -> tuple[str, int, int, str | None]:
                 ready += 1
         if reason == "Completed" and running:
             reason = "Running" if _conds(obj).get("Ready") == "True" else "NotReady"
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if is_deleting(obj):
         reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
     return reason, ready, restarts, last
 
 
-def _pod_cells(obj: Obj, now: dt.datetime) -> list[Any]:
+def _pod_cells(obj: JSON, now: dt.datetime) -> list[Any]:
     reason, ready, restarts, last = _pod_status(obj)
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     restart_text = str(restarts) if not last else f"{restarts} ({_age(obj, now, last)} ago)"
@@ -170,7 +170,7 @@ def _pod_cells(obj: Obj, now: dt.datetime) -> list[Any]:
     ]  # fmt: skip
 
 
-def _ports(spec: Obj) -> str:
+def _ports(spec: JSON) -> str:
     parts = []
     for p in spec.get("ports") or []:
         proto = p.get("protocol", "TCP")
@@ -180,7 +180,7 @@ def _ports(spec: Obj) -> str:
     return ",".join(parts) or "<none>"
 
 
-def _external_ip(obj: Obj) -> str:
+def _external_ip(obj: JSON) -> str:
     spec = obj.get("spec") or {}
     typ = spec.get("type", "ClusterIP")
     ips = list(spec.get("externalIPs") or [])
@@ -193,16 +193,16 @@ def _external_ip(obj: Obj) -> str:
     return ",".join(ips) or "<none>"
 
 
-def _service_cells(obj: Obj, now: dt.datetime) -> list[Any]:
+def _service_cells(obj: JSON, now: dt.datetime) -> list[Any]:
     spec = obj.get("spec") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items())) or "<none>"
     return [_name(obj), spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>", _external_ip(obj),
             _ports(spec), _age(obj, now), selector]  # fmt: skip
 
 
-def _job_status(obj: Obj) -> str:
+def _job_status(obj: JSON) -> str:
     conds = _conds(obj)
-    if (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if is_deleting(obj):
         return "Terminating"
     for ctype in ("Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
         if conds.get(ctype) == "True":
@@ -210,12 +210,12 @@ def _job_status(obj: Obj) -> str:
     return "Running"
 
 
-def _containers(pod_spec: Obj) -> tuple[str, str]:
+def _containers(pod_spec: JSON) -> tuple[str, str]:
     cs = pod_spec.get("containers") or []
     return ",".join(str(c.get("name", "")) for c in cs), ",".join(str(c.get("image", "")) for c in cs)
 
 
-def _job_cells(obj: Obj, now: dt.datetime) -> list[Any]:
+def _job_cells(obj: JSON, now: dt.datetime) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     succeeded = int(status.get("succeeded", 0) or 0)
     if spec.get("completions") is not None:
@@ -234,7 +234,7 @@ def _job_cells(obj: Obj, now: dt.datetime) -> list[Any]:
     return [_name(obj), _job_status(obj), completions, duration, _age(obj, now), names, images, selector]
 
 
-def _deployment_cells(obj: Obj, now: dt.datetime) -> list[Any]:
+def _deployment_cells(obj: JSON, now: dt.datetime) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     names, images = _containers(((spec.get("template") or {}).get("spec")) or {})
     return [_name(obj), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
@@ -242,24 +242,24 @@ def _deployment_cells(obj: Obj, now: dt.datetime) -> list[Any]:
             _age(obj, now), names, images]  # fmt: skip
 
 
-def _replicaset_cells(obj: Obj, now: dt.datetime) -> list[Any]:
+def _replicaset_cells(obj: JSON, now: dt.datetime) -> list[Any]:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     return [_name(obj), int(spec.get("replicas", 1)), int(status.get("replicas", 0) or 0),
             int(status.get("readyReplicas", 0) or 0), _age(obj, now)]  # fmt: skip
 
 
-def _node_cells(obj: Obj, now: dt.datetime) -> list[Any]:
+def _node_cells(obj: JSON, now: dt.datetime) -> list[Any]:
     ready = _conds(obj).get("Ready")
     status = {"True": "Ready", "False": "NotReady"}.get(str(ready), "Unknown")
     if (obj.get("spec") or {}).get("unschedulable"):
         status += ",SchedulingDisabled"
-    labels = (obj.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(obj)
     roles = sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))
     version = ((obj.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
     return [_name(obj), status, ",".join(roles) or "<none>", _age(obj, now), version]
 
 
-def _event_cells(obj: Obj, now: dt.datetime) -> list[Any]:
+def _event_cells(obj: JSON, now: dt.datetime) -> list[Any]:
     inv = obj.get("involvedObject") or obj.get("regarding") or {}
     seen = (
         obj.get("lastTimestamp")
@@ -275,8 +275,8 @@ def _event_cells(obj: Obj, now: dt.datetime) -> list[Any]:
     ]
 
 
-def _simple(*fields: Callable[[Obj], Any]) -> Callable[[Obj, dt.datetime], list[Any]]:
-    def cells(obj: Obj, now: dt.datetime) -> list[Any]:
+def _simple(*fields: Callable[[JSON], Any]) -> Callable[[JSON, dt.datetime], list[Any]]:
+    def cells(obj: JSON, now: dt.datetime) -> list[Any]:
         return [_name(obj), *(f(obj) for f in fields), _age(obj, now)]
 
     return cells
@@ -289,7 +289,7 @@ _AGE = (
     0,
     "Time since creation.",
 )
-Spec = tuple[list[tuple[str, str, int, str]], Callable[[Obj, dt.datetime], list[Any]]]
+Spec = tuple[list[tuple[str, str, int, str]], Callable[[JSON, dt.datetime], list[Any]]]
 
 BUILTIN_COLUMNS: dict[str, Spec] = {
     "Pod": ([(_N, "string", 0, ""), ("Ready", "string", 0, "Ready containers."),
@@ -345,19 +345,19 @@ BUILTIN_COLUMNS: dict[str, Spec] = {
 }  # fmt: skip
 
 
-_DEFAULT_CRD_COLUMN: Obj = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+_DEFAULT_CRD_COLUMN: JSON = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
-def _column(name: str, typ: str, description: str = "", priority: int = 0, fmt: str = "") -> Obj:
+def _column(name: str, typ: str, description: str = "", priority: int = 0, fmt: str = "") -> JSON:
     return {"name": name, "type": typ, "format": fmt, "description": description, "priority": priority}
 
 
-def _age_column() -> Obj:
+def _age_column() -> JSON:
     return _column("Age", "date", "CreationTimestamp is a timestamp representing the server time when this "
                    "object was created.")  # fmt: skip
 
 
-def table_columns(kind: str, printer_columns: list[Obj] | None) -> list[Obj]:
+def table_columns(kind: str, printer_columns: list[JSON] | None) -> list[JSON]:
     """The ``columnDefinitions`` for ``kind`` (``printer_columns`` = a CRD version's printer columns)."""
     if printer_columns is not None:
         cols = [NAME_COLUMN]
@@ -394,9 +394,9 @@ def _typed_cell(values: list[Any], typ: str, now: dt.datetime) -> Any:
     return " ".join(v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for v in values)
 
 
-def _crd_cells(obj: Obj, printer_columns: list[Obj], now: dt.datetime) -> list[Any]:
+def _crd_cells(obj: JSON, printer_columns: list[JSON], now: dt.datetime) -> list[Any]:
     cols = printer_columns or [_DEFAULT_CRD_COLUMN]
-    cells: list[Any] = [obj.get("metadata", {}).get("name", "")]
+    cells: list[Any] = [name_of(obj)]
     for pc in cols:
         try:
             values = jsonpath.find(obj, str(pc.get("jsonPath", "")))
@@ -406,19 +406,19 @@ def _crd_cells(obj: Obj, printer_columns: list[Obj], now: dt.datetime) -> list[A
     return cells
 
 
-def row_cells(obj: Obj, kind: str, printer_columns: list[Obj] | None, now: dt.datetime) -> list[Any]:
+def row_cells(obj: JSON, kind: str, printer_columns: list[JSON] | None, now: dt.datetime) -> list[Any]:
     """The cells of one row (first cell is the name)."""
     if printer_columns is not None:
         return _crd_cells(obj, printer_columns, now)
     spec = BUILTIN_COLUMNS.get(kind)
-    name = (obj.get("metadata") or {}).get("name", "")
+    name = name_of(obj)
     if spec is None:
         return [name, (obj.get("metadata") or {}).get("creationTimestamp")]
-    cells_fn: Callable[[Obj, dt.datetime], list[Any]] = spec[1]
+    cells_fn: Callable[[JSON, dt.datetime], list[Any]] = spec[1]
     return cells_fn(obj, now)
 
 
-def _row_object(obj: Obj, include_object: str) -> Obj | None:
+def _row_object(obj: JSON, include_object: str) -> JSON | None:
     if include_object == "Object":
         return obj
     if include_object == "None":
@@ -431,14 +431,14 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
 
 
 def table_for(
-    objects: list[Obj],
+    objects: list[JSON],
     kind: str,
-    printer_columns: list[Obj] | None,
-    list_meta: Obj,
+    printer_columns: list[JSON] | None,
+    list_meta: JSON,
     *,
     now: dt.datetime | None = None,
     include_object: str = "Metadata",
-) -> Obj:
+) -> JSON:
     """Build a ``meta.k8s.io/v1`` Table of ``objects`` of ``kind``.
 
     ``printer_columns`` is the CRD version's ``additionalPrinterColumns`` (``[]`` for a CRD without any, which
@@ -448,7 +448,7 @@ def table_for(
     moment = now or dt.datetime.now(dt.UTC)
     rows = []
     for obj in objects:
-        row: Obj = {"cells": row_cells(obj, kind, printer_columns, moment)}
+        row: JSON = {"cells": row_cells(obj, kind, printer_columns, moment)}
         target = _row_object(obj, include_object)
         if target is not None:
             row["object"] = target

@@ -11,7 +11,8 @@ from localkube.api import Api
 from localkube.errors import ApiError, cause, invalid
 from localkube.options import ListOptions
 from localkube.registry import ResourceType
-from localkube.store import Event, Obj
+from localkube.store import Event
+from rayside.objects import JSON
 
 DEFAULT_TIMEOUT = 1800.0
 # After sending events a watch gathers the next writes for this long before it looks again, instead of
@@ -77,12 +78,12 @@ class WatchStream:
             timeout = min(timeout, drop_after)
         self.deadline = time.monotonic() + timeout
 
-    def _obj(self, obj: Obj) -> Obj:
+    def _obj(self, obj: JSON) -> JSON:
         """A shallow copy (stored objects are never mutated in place) with this view's apiVersion/kind."""
         return self.api.stamp(self.rt, dict(obj))
 
     def _bookmark(self, rv: int, initial_end: bool = False) -> dict[str, Any]:
-        md: Obj = {"resourceVersion": str(rv)}
+        md: JSON = {"resourceVersion": str(rv)}
         if initial_end:
             md["annotations"] = {"k8s.io/initial-events-end": "true"}
         return {

@@ -15,7 +15,8 @@ from localkube.errors import ApiError, bad_request, cause, conflict, invalid, no
 from localkube.meta import get_path, set_path
 from localkube.options import DeleteOptions, WriteOptions
 from localkube.registry import ResourceType
-from localkube.store import Obj, clone
+from localkube.store import clone
+from rayside.objects import JSON
 
 JOB_ORPHAN_WARNING = (
     "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove "
@@ -96,14 +97,14 @@ class KubeApi(Api):
             self._fix_ns(rt, meta, ns)
             return self._write_update(rt, old, patched, opts, subresource)
 
-    def _fix_ns(self, rt: ResourceType, meta: Obj, ns: str) -> None:
+    def _fix_ns(self, rt: ResourceType, meta: JSON, ns: str) -> None:
         if rt.namespaced and meta.get("namespace") != ns:
             raise bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
 
     @staticmethod
-    def _patched(doc: Obj, body: Any, ptype: str, kind: str) -> Obj:
+    def _patched(doc: JSON, body: Any, ptype: str, kind: str) -> JSON:
         from localkube import patch as p
 
         try:  # the patch functions copy `doc` themselves and never mutate it: no clone needed here
@@ -179,7 +180,7 @@ class KubeApi(Api):
             return self._write_update(rt, live, result, applied, subresource)
 
     # -- scale ---------------------------------------------------------------------------------------------
-    def scale_of(self, rt: ResourceType, obj: Obj) -> Obj:
+    def scale_of(self, rt: ResourceType, obj: JSON) -> JSON:
         spec = rt.scale
         if spec is None:
             raise ApiError(404, "the server could not find the requested resource")
@@ -188,7 +189,7 @@ class KubeApi(Api):
             raise ApiError(
                 500, f"the spec replicas field {spec.spec_path!r} does not exist", reason="InternalError"
             )
-        status: Obj = {"replicas": int(get_path(obj, spec.status_path) or 0)}
+        status: JSON = {"replicas": int(get_path(obj, spec.status_path) or 0)}
         if spec.selector_path:
             sel = get_path(obj, spec.selector_path)
             if sel:
@@ -209,16 +210,16 @@ class KubeApi(Api):
             "status": status,
         }
 
-    def get_scale(self, rt: ResourceType, ns: str, name: str) -> Obj:
+    def get_scale(self, rt: ResourceType, ns: str, name: str) -> JSON:
         return self.scale_of(rt, self.existing(rt, ns, name))
 
-    def update_scale(self, rt: ResourceType, ns: str, name: str, body: Obj, opts: WriteOptions) -> Result:
+    def update_scale(self, rt: ResourceType, ns: str, name: str, body: JSON, opts: WriteOptions) -> Result:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a Scale object")
         with self.store.lock:
             return self._write_scale(rt, self.existing(rt, ns, name), body, opts)
 
-    def _write_scale(self, rt: ResourceType, old: Obj, scale: Obj, opts: WriteOptions) -> Result:
+    def _write_scale(self, rt: ResourceType, old: JSON, scale: JSON, opts: WriteOptions) -> Result:
         self.scale_of(rt, old)
         rv = str((scale.get("metadata") or {}).get("resourceVersion") or "")
         if rv and rv != old["metadata"]["resourceVersion"]:
@@ -244,7 +245,7 @@ class KubeApi(Api):
         return Result(self.scale_of(rt, res.obj), 200, res.warnings)
 
     # -- pods/binding, namespaces/finalize ------------------------------------------------------------------
-    def bind(self, rt: ResourceType, ns: str, name: str, body: Obj, opts: WriteOptions) -> Result:
+    def bind(self, rt: ResourceType, ns: str, name: str, body: JSON, opts: WriteOptions) -> Result:
         target = ((body or {}).get("target") or {}).get("name")
         if not target:
             raise invalid("Binding", "", name, [cause("FieldValueRequired", "target.name", "Required value")])
@@ -279,7 +280,7 @@ class KubeApi(Api):
             {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
         )
 
-    def finalize(self, rt: ResourceType, name: str, body: Obj, opts: WriteOptions) -> Result:
+    def finalize(self, rt: ResourceType, name: str, body: JSON, opts: WriteOptions) -> Result:
         with self.store.lock:
             old = self.existing(rt, "", name)
             new = clone(old)
@@ -288,7 +289,7 @@ class KubeApi(Api):
             return self._write_update(rt, old, new, opts, None)
 
     # -- delete --------------------------------------------------------------------------------------------
-    def _success(self, rt: ResourceType, obj: Obj) -> Obj:
+    def _success(self, rt: ResourceType, obj: JSON) -> JSON:
         md = obj["metadata"]
         return {
             "kind": "Status",
@@ -298,7 +299,7 @@ class KubeApi(Api):
             "details": {"name": md["name"], "group": rt.group, "kind": rt.plural, "uid": md.get("uid")},
         }
 
-    def _grace(self, rt: ResourceType, obj: Obj, dopts: DeleteOptions) -> int:
+    def _grace(self, rt: ResourceType, obj: JSON, dopts: DeleteOptions) -> int:
         if rt.storage_key != "core/pods":
             return 0
         grace = dopts.grace_period
@@ -359,7 +360,7 @@ class KubeApi(Api):
             return Result(self.stamp(rt, self.store.put(rt.storage_key, new, old)), 200, warnings)
 
     def _redelete(
-        self, rt: ResourceType, old: Obj, new: Obj, grace: int, dopts: DeleteOptions, warnings: list[str]
+        self, rt: ResourceType, old: JSON, new: JSON, grace: int, dopts: DeleteOptions, warnings: list[str]
     ) -> Result:
         old_grace = int(old["metadata"].get("deletionGracePeriodSeconds") or 0)
         if rt.storage_key == "core/pods" and grace < old_grace:
@@ -371,7 +372,7 @@ class KubeApi(Api):
                 return Result(self.stamp(rt, self.store.put(rt.storage_key, new, old)), 200, warnings)
         return Result(old, 200, warnings)
 
-    def _remove(self, rt: ResourceType, old: Obj, dopts: DeleteOptions, warnings: list[str]) -> Result:
+    def _remove(self, rt: ResourceType, old: JSON, dopts: DeleteOptions, warnings: list[str]) -> Result:
         md = old["metadata"]
         if not dopts.dry_run:
             last = self.store.remove(rt.storage_key, md.get("namespace", ""), md["name"]) or old
@@ -381,9 +382,9 @@ class KubeApi(Api):
         return Result(body, 200, warnings)
 
     def delete_collection(
-        self, rt: ResourceType, ns: str | None, items: list[Obj], dopts: DeleteOptions
+        self, rt: ResourceType, ns: str | None, items: list[JSON], dopts: DeleteOptions
     ) -> Result:
-        out: list[Obj] = []
+        out: list[JSON] = []
         warnings: list[str] = []
         for item in items:
             md = item["metadata"]

@@ -1,4 +1,4 @@
-"""Literal values shared with KubeRay: label/annotation keys, env names, defaults (operator-spec §0-2)."""
+"""Literal values shared with KubeRay: label/annotation keys, env names, defaults."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """KubeRay feature gates: names, defaults (KubeRay HEAD, v1.7), the `--feature-gates A=true,B=false` parser.
 
-Defaults follow KubeRay HEAD (operator-spec §6): `RayClusterStatusConditions`, `RayJobDeletionPolicy`,
+Defaults follow KubeRay HEAD: `RayClusterStatusConditions`, `RayJobDeletionPolicy`,
 `RayMultiHostIndexing` and `RayServiceIncrementalUpgrade` are on; the post-1.5 alpha gates are off.
 `FeatureGates.v1_5()` gives the v1.5.x defaults (deletion policy, multi-host indexing, incremental upgrade
 off).

@@ -1,4 +1,4 @@
-"""Spec checks KubeRay runs inside its controllers (operator-spec §2.2, §3, §4.2, §7) as pure functions.
+"""Spec checks KubeRay runs inside its controllers (RayCluster, RayJob, RayService) as pure functions.
 
 Each `validate_*` returns None when the object is valid, else the first problem as one clear line (KubeRay's
 message where it has one) for an event / status condition; the reconciler reports it and the object recovers

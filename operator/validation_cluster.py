@@ -1,4 +1,4 @@
-"""RayCluster spec checks of KubeRay's controllers (operator-spec §2.2, §3) and the shared name/label checks.
+"""RayCluster spec checks of KubeRay's controllers (spec, auth options) and the shared name/label checks.
 
 Pure functions; :mod:`ray_operator.validation` re-exports the public names.
 """
@@ -252,7 +252,7 @@ def raycluster_spec_error(
 
 
 def validate_raycluster(cluster: RayCluster, settings: BuildSettings) -> str | None:
-    """Metadata then spec checks of a RayCluster; None when valid (operator-spec §2.2 steps 3-4)."""
+    """Metadata then spec checks of a RayCluster; None when valid."""
     meta = cluster.metadata
     problem = validate_name("RayCluster", str(meta.get("name", "")), c.MAX_RAYCLUSTER_NAME)
     if problem:

@@ -1,4 +1,4 @@
-"""RayJob and RayService spec checks of KubeRay's controllers (operator-spec §4.2, §7) as pure functions.
+"""RayJob and RayService spec checks of KubeRay's controllers as pure functions.
 
 :mod:`ray_operator.validation` re-exports :func:`validate_rayjob` and :func:`validate_rayservice`.
 """
@@ -18,6 +18,7 @@ from ray_operator.models import RayJob, RayService
 from ray_operator.models.rayjob import DeletionRule, RayJobSpec
 from ray_operator.schedulers import UnknownScheduler, scheduler_for
 from ray_operator.validation_cluster import raycluster_spec_error, validate_name
+from rayside.objects import name_of
 
 _POLICY_ORDER = ("DeleteWorkers", "DeleteCluster", "DeleteSelf")
 
@@ -186,7 +187,7 @@ def _job_value_errors(spec: RayJobSpec) -> Iterator[str]:
 
 
 def validate_rayjob(job: RayJob, settings: BuildSettings) -> str | None:
-    """Metadata, spec and embedded cluster spec checks of a RayJob; None when valid (operator-spec §4.2)."""
+    """Metadata, spec and embedded cluster spec checks of a RayJob; None when valid."""
     meta = job.metadata
     problem = validate_name("RayJob", str(meta.get("name", "")), c.MAX_RAYJOB_NAME)
     if problem:
@@ -231,7 +232,7 @@ def _upgrade_errors(service: RayService, settings: BuildSettings) -> Iterator[st
 
 
 def validate_rayservice(service: RayService, settings: BuildSettings) -> str | None:
-    """Metadata and spec checks of a RayService; None when valid (operator-spec §7)."""
+    """Metadata and spec checks of a RayService; None when valid."""
     meta = service.metadata
     problem = validate_name("RayService", str(meta.get("name", "")), c.MAX_RAYSERVICE_NAME)
     if problem:
@@ -239,7 +240,7 @@ def validate_rayservice(service: RayService, settings: BuildSettings) -> str | N
     cluster = service.spec.ray_cluster_config
     if cluster is not None:
         head_service = cluster.head_group_spec.head_service or {}
-        if (head_service.get("metadata") or {}).get("name"):
+        if name_of(head_service):
             return "spec.rayClusterConfig.headGroupSpec.headService.metadata.name should not be set"
         if cluster.auth_options is not None and cluster.auth_options.enable_k8s_token_auth:
             return "authOptions.enableK8sTokenAuth is not supported for RayService"

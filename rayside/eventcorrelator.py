@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from rayside.objects import JSON
+from rayside.objects import JSON, name_of
 
 COMBINED_PREFIX = "(combined from similar events): "
 MAX_ENTRIES = 4096
@@ -139,11 +139,9 @@ class EventCorrelator:
             body, key = self._aggregate(body)
             seen = self._seen.get(key)
             if seen is None:
-                first_seen = _Seen(
-                    body["metadata"]["name"], int(body.get("count") or 1), body.get("firstTimestamp")
-                )
+                first_seen = _Seen(name_of(body), int(body.get("count") or 1), body.get("firstTimestamp"))
                 self._seen.put(key, first_seen)
-                return Decision(body=body, name=body["metadata"]["name"])
+                return Decision(body=body, name=name_of(body))
             count = seen.count + 1
             first = seen.first_timestamp
             self._seen.put(key, _Seen(seen.name, count, first))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from rayside.objects import JSON
+from rayside.objects import JSON, name_of, namespace_of
 
 
 def event_body(
@@ -22,8 +22,8 @@ def event_body(
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": f"{meta.get('name') or 'obj'}.{secrets.token_hex(8)}",
-            "namespace": meta.get("namespace") or "default",
+            "name": f"{name_of(obj) or 'obj'}.{secrets.token_hex(8)}",
+            "namespace": namespace_of(obj) or "default",
         },
         "involvedObject": {
             "apiVersion": obj.get("apiVersion"),

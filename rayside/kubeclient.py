@@ -25,9 +25,9 @@ import requests
 import requests.adapters
 import tenacity
 
-log = logging.getLogger(__name__)
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
+log = logging.getLogger(__name__)
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",

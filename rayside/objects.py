@@ -132,6 +132,11 @@ def resource_of(obj: Mapping[str, Any]) -> Resource:
     return resource_for(str(obj.get("apiVersion") or "v1"), str(obj.get("kind") or ""))
 
 
+def group_version_path(group: str, version: str) -> str:
+    """The discovery path listing the resources of one group/version (core group ``""``: ``/api/v1``)."""
+    return f"/apis/{group}/{version}" if group else f"/api/{version}"
+
+
 def path_of(obj: Mapping[str, Any], subresource: str | None = None) -> str:
     """REST path of ``obj`` from its apiVersion, kind, namespace and name."""
     return resource_of(obj).path_of(obj, subresource)

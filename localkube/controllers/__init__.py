@@ -25,7 +25,7 @@ from localkube.controllers.job_controller import JobController
 from localkube.controllers.namespace import NamespaceController
 from localkube.controllers.runtime import WorkItem, discover, served_resource
 from rayside.kubeclient import KubeClient
-from rayside.objects import JSON, Resource
+from rayside.objects import JSON, Resource, is_deleting
 from rayside.runtime.controller import Controller
 from rayside.runtime.informer import Informer, typed_handler
 from rayside.runtime.workqueue import WorkQueue
@@ -40,7 +40,7 @@ def crd_resources(crd: JSON) -> list[Resource]:
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     conds = {c.get("type"): c.get("status") for c in (crd.get("status") or {}).get("conditions") or []}
-    if conds.get("Established") != "True" or (crd.get("metadata") or {}).get("deletionTimestamp"):
+    if conds.get("Established") != "True" or is_deleting(crd):
         return []
     versions = sorted(
         (v for v in spec.get("versions") or [] if v.get("served")), key=lambda v: not v.get("storage")

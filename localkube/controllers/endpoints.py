@@ -13,7 +13,19 @@ from typing import Any
 
 from localkube.controllers.runtime import Enqueue
 from rayside.kubeclient import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
-from rayside.objects import ENDPOINTS, JSON, key_of, split_key
+from rayside.objects import (
+    ENDPOINTS,
+    JSON,
+    annotations_of,
+    is_deleting,
+    key_of,
+    labels_of,
+    name_of,
+    namespace_of,
+    resource_version_of,
+    split_key,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +38,9 @@ def _ready(pod: JSON) -> bool:
 def selects(service: JSON, pod: JSON) -> bool:
     """Whether the Service's (non-empty) selector matches the pod in the same namespace."""
     selector = (service.get("spec") or {}).get("selector") or {}
-    meta, pmeta = service.get("metadata") or {}, pod.get("metadata") or {}
-    if not selector or meta.get("namespace") != pmeta.get("namespace"):
+    if not selector or namespace_of(service) != namespace_of(pod):
         return False
-    labels = pmeta.get("labels") or {}
+    labels = labels_of(pod)
     return all(labels.get(k) == v for k, v in selector.items())
 
 
@@ -47,10 +58,9 @@ def _target_port(port: JSON, pod: JSON) -> int | None:
 
 
 def _address(pod: JSON) -> JSON:
-    meta = pod.get("metadata") or {}
     addr: JSON = {"ip": (pod.get("status") or {}).get("podIP"),
-                 "targetRef": {"kind": "Pod", "namespace": meta.get("namespace"), "name": meta.get("name"),
-                               "uid": meta.get("uid")}}  # fmt: skip
+                 "targetRef": {"kind": "Pod", "namespace": namespace_of(pod), "name": name_of(pod),
+                               "uid": uid_of(pod)}}  # fmt: skip
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
         addr["nodeName"] = node
@@ -65,8 +75,8 @@ def desired_endpoints(service: JSON, pods: list[JSON]) -> JSON | None:
     groups: dict[str, JSON] = {}
     publish = bool(spec.get("publishNotReadyAddresses"))
     for pod in sorted(pods, key=lambda p: str((p.get("status") or {}).get("podIP", ""))):
-        pmeta, status = pod.get("metadata") or {}, pod.get("status") or {}
-        if not selects(service, pod) or not status.get("podIP") or pmeta.get("deletionTimestamp"):
+        status = pod.get("status") or {}
+        if not selects(service, pod) or not status.get("podIP") or is_deleting(pod):
             continue
         if status.get("phase") in ("Succeeded", "Failed"):
             continue
@@ -124,7 +134,7 @@ class EndpointsController:
             if current is not None and self._managed(current):
                 self._quiet(lambda: self.client.delete(ENDPOINTS.path(ns, name)))
             return
-        want = desired_endpoints(svc, [p for p in self.pods() if p["metadata"].get("namespace") == ns])
+        want = desired_endpoints(svc, [p for p in self.pods() if namespace_of(p) == ns])
         if want is None:
             return
         want["metadata"].setdefault("annotations", {})["localkube.rayside.io/managed-by"] = (
@@ -139,12 +149,11 @@ class EndpointsController:
                 log.debug("endpoints %s: create failed: %s", key, exc)
             return
         same = (
-            current.get("subsets") == want.get("subsets")
-            and (current["metadata"].get("labels") or {}) == (want["metadata"]["labels"])
+            current.get("subsets") == want.get("subsets") and labels_of(current) == want["metadata"]["labels"]
         )
         if same:
             return
-        want["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
+        want["metadata"]["resourceVersion"] = resource_version_of(current)
         try:
             self.client.replace(ENDPOINTS.path(ns, name), want)
         except Conflict:
@@ -154,7 +163,7 @@ class EndpointsController:
 
     @staticmethod
     def _managed(ep: JSON) -> bool:
-        annotations = (ep.get("metadata") or {}).get("annotations") or {}
+        annotations = annotations_of(ep)
         return annotations.get("localkube.rayside.io/managed-by") == "endpoints-controller"
 
     @staticmethod

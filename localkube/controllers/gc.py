@@ -15,7 +15,16 @@ from typing import Any
 
 from localkube.controllers.runtime import Enqueue
 from rayside.kubeclient import Conflict, Invalid, KubeClient, KubeError, NotFound
-from rayside.objects import JSON, Resource, key_of
+from rayside.objects import (
+    JSON,
+    Resource,
+    is_deleting,
+    key_of,
+    meta_of,
+    namespace_of,
+    owner_references_of,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +62,8 @@ def owner_state(owner: JSON | None) -> str:
 
 def plan_dependent(dep: JSON, states: dict[str, str]) -> DependentPlan:
     """Decide for ``dep`` given each owner uid's state (absent / foreground / present)."""
-    refs = (dep.get("metadata") or {}).get("ownerReferences") or []
-    if not refs or (dep.get("metadata") or {}).get("deletionTimestamp"):
+    refs = owner_references_of(dep)
+    if not refs or is_deleting(dep):
         return DependentPlan()
     absent = [r["uid"] for r in refs if states.get(r.get("uid", "")) == ABSENT]
     waiting = [r for r in refs if states.get(r.get("uid", "")) == FOREGROUND]
@@ -78,14 +87,11 @@ def plan_owner(owner: JSON, dependents: list[JSON]) -> OwnerPlan:
         return OwnerPlan(strip_from=list(dependents), remove_finalizer=ORPHAN_FINALIZER)
     if FOREGROUND_FINALIZER not in finalizers:
         return OwnerPlan()
-    pending = [d for d in dependents if not (d.get("metadata") or {}).get("deletionTimestamp")]
+    pending = [d for d in dependents if not is_deleting(d)]
     blocking = [
         d
         for d in dependents
-        if any(
-            r.get("uid") == uid and r.get("blockOwnerDeletion")
-            for r in d["metadata"].get("ownerReferences") or []
-        )
+        if any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in owner_references_of(d))
     ]
     return OwnerPlan(delete_dependents=pending, remove_finalizer=None if blocking else FOREGROUND_FINALIZER)
 
@@ -114,14 +120,11 @@ class GarbageCollector:
 
     # -- indexes, fed by informer events ------------------------------------------------------------------
     def on_event(self, res: Resource, kind: str, obj: JSON, old: JSON | None) -> None:
-        meta = obj.get("metadata") or {}
-        uid = str(meta.get("uid", ""))
+        uid = uid_of(obj)
         if not uid:
             return
-        refs = [str(r.get("uid")) for r in meta.get("ownerReferences") or []]
-        old_refs = [
-            str(r.get("uid")) for r in ((old or {}).get("metadata") or {}).get("ownerReferences") or []
-        ]
+        refs = [str(r.get("uid")) for r in owner_references_of(obj)]
+        old_refs = [str(r.get("uid")) for r in owner_references_of(old or {})]
         with self.lock:
             for ref in old_refs:
                 self.dependents.get(ref, set()).discard(uid)
@@ -140,8 +143,8 @@ class GarbageCollector:
             return
         if refs and (kind == "ADDED" or refs != old_refs):
             self.enqueue(("gc", uid), 0.0)
-        if meta.get("deletionTimestamp") and {ORPHAN_FINALIZER, FOREGROUND_FINALIZER} & set(
-            meta.get("finalizers") or []
+        if is_deleting(obj) and {ORPHAN_FINALIZER, FOREGROUND_FINALIZER} & set(
+            meta_of(obj).get("finalizers") or []
         ):
             self.enqueue(("gc", uid), 0.0)
 
@@ -178,12 +181,12 @@ class GarbageCollector:
         res = self.resource_for(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
         if res is None:
             return ABSENT
-        ns = (dep.get("metadata") or {}).get("namespace") if res.namespaced else None
+        ns = namespace_of(dep) if res.namespaced else None
         try:
             live = self.client.get(res.path(ns, str(ref.get("name", ""))))
         except NotFound:
             return ABSENT
-        if (live.get("metadata") or {}).get("uid") != uid:
+        if uid_of(live) != uid:
             return ABSENT
         return owner_state(live)
 
@@ -214,13 +217,11 @@ class GarbageCollector:
             # the same for foreground: no blocking dependent in the caches may mean one not delivered yet
             deps = self._live_dependents(owner, deps)
             plan = plan_owner(owner, [d for _r, d in deps])
-        owner_uid = owner["metadata"]["uid"]
-        by_uid = {d["metadata"]["uid"]: r for r, d in deps}
-        stripped = all(
-            [self._remove_refs(by_uid[dep["metadata"]["uid"]], dep, {owner_uid}) for dep in plan.strip_from]
-        )
+        owner_uid = uid_of(owner)
+        by_uid = {uid_of(d): r for r, d in deps}
+        stripped = all([self._remove_refs(by_uid[uid_of(dep)], dep, {owner_uid}) for dep in plan.strip_from])
         for dep in plan.delete_dependents:
-            self.enqueue(("gc", dep["metadata"]["uid"]), 0.0)
+            self.enqueue(("gc", uid_of(dep)), 0.0)
         if not stripped:  # the owner keeps `orphan` until every dependent is really released
             self.enqueue(("gc", owner_uid), 0.5)
             return
@@ -234,9 +235,9 @@ class GarbageCollector:
         self, owner: JSON, cached: list[tuple[Resource, JSON]]
     ) -> list[tuple[Resource, JSON]]:
         """The cached dependents plus any the server lists that the caches have not delivered yet."""
-        uid = owner["metadata"]["uid"]
-        ns = owner["metadata"].get("namespace")
-        found = {d["metadata"]["uid"]: (r, d) for r, d in cached}
+        uid = uid_of(owner)
+        ns = namespace_of(owner)
+        found = {uid_of(d): (r, d) for r, d in cached}
         for res in self.resources():
             if ns and not res.namespaced:
                 continue  # a namespaced owner cannot own cluster-scoped objects
@@ -246,9 +247,9 @@ class GarbageCollector:
                 log.debug("gc: listing %s for dependents failed: %s", res.plural, exc)
                 continue
             for item in items:
-                refs = (item.get("metadata") or {}).get("ownerReferences") or []
+                refs = owner_references_of(item)
                 if any(r.get("uid") == uid for r in refs):
-                    found.setdefault(item["metadata"]["uid"], (res, item))
+                    found.setdefault(uid_of(item), (res, item))
         return list(found.values())
 
     def _remove_refs(self, res: Resource, dep: JSON, uids: set[str]) -> bool:

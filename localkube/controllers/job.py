@@ -1,4 +1,4 @@
-"""Job controller (batch/v1), after spec §20.1: pods from the template with the job labels, tracking
+"""Job controller (batch/v1) as in kube-controller-manager: pods from the template with job labels, tracking
 finalizer and controller ownerReference; parallelism/completions (NonIndexed, Indexed, work queue);
 succeeded/failed counting through ``uncountedTerminatedPods`` and the tracking finalizer; backoffLimit
 (OnFailure container restarts count), activeDeadlineSeconds, suspend/resume, ttlSecondsAfterFinished and an
@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from rayside.objects import JSON
+from rayside.objects import JSON, annotations_of, is_deleting, labels_of, name_of, uid_of
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
@@ -100,8 +100,7 @@ def _set_cond(status: JSON, ctype: str, value: str, reason: str, message: str, n
 
 
 def job_labels(job: JSON) -> dict[str, str]:
-    meta = _meta(job)
-    uid, name = str(meta.get("uid", "")), str(meta.get("name", ""))
+    uid, name = uid_of(job), name_of(job)
     return {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
             "controller-uid": uid, "job-name": name}  # fmt: skip
 
@@ -153,9 +152,7 @@ def parse_indexes(text: str) -> set[int]:
 
 
 def _pod_index(pod: JSON) -> int | None:
-    raw = (_meta(pod).get("annotations") or {}).get(INDEX_KEY) or (_meta(pod).get("labels") or {}).get(
-        INDEX_KEY
-    )
+    raw = annotations_of(pod).get(INDEX_KEY) or labels_of(pod).get(INDEX_KEY)
     try:
         return int(raw) if raw is not None else None
     except ValueError:
@@ -178,12 +175,12 @@ def _count(job: JSON, pods: list[JSON], status: JSON, plan: JobPlan, obs: Observ
     stored = (job.get("status") or {}).get("uncountedTerminatedPods") or {}
     unc = status.setdefault("uncountedTerminatedPods", {})
     unc_s, unc_f = list(unc.get("succeeded") or []), list(unc.get("failed") or [])
-    by_uid = {str(_meta(p).get("uid")): p for p in pods}
+    by_uid = {uid_of(p): p for p in pods}
     for pod in pods:
-        uid = str(_meta(pod).get("uid"))
+        uid = uid_of(pod)
         if not _has_fin(pod) or uid in unc_s or uid in unc_f or uid in obs.counted:
             continue
-        phase, deleting = _phase(pod), bool(_meta(pod).get("deletionTimestamp"))
+        phase, deleting = _phase(pod), is_deleting(pod)
         if phase == "Succeeded":
             unc_s.append(uid)
         elif phase == "Failed" or (deleting and not finished and uid not in obs.deleted_by_us):
@@ -201,11 +198,7 @@ def _count(job: JSON, pods: list[JSON], status: JSON, plan: JobPlan, obs: Observ
     unc["failed"] = [u for u in unc_f if u not in moved_f]
     status["uncountedTerminatedPods"] = {k: v for k, v in unc.items() if v}
     live = [p for p in pods if _phase(p) not in ("Succeeded", "Failed")]
-    active = [
-        p
-        for p in live
-        if not _meta(p).get("deletionTimestamp") and str(_meta(p).get("uid")) not in obs.deleted_by_us
-    ]
+    active = [p for p in live if not is_deleting(p) and uid_of(p) not in obs.deleted_by_us]
     restarts = sum(int(cs.get("restartCount", 0) or 0) for p in active
                    for cs in (p.get("status") or {}).get("containerStatuses") or [])  # fmt: skip
     completed = parse_indexes(str(status.get("completedIndexes", "")))

@@ -14,7 +14,17 @@ from localkube.controllers.gc import GarbageCollector
 from localkube.controllers.job import TRACKING_FINALIZER, JobSettings, Observed, plan_job
 from localkube.controllers.runtime import Enqueue, record_event
 from rayside.kubeclient import Conflict, KubeClient, KubeError, NotFound
-from rayside.objects import JOBS, JSON, PODS, key_of, split_key
+from rayside.objects import (
+    JOBS,
+    JSON,
+    PODS,
+    key_of,
+    name_of,
+    namespace_of,
+    owner_references_of,
+    split_key,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
 EXPECTATION_TIMEOUT = 30.0
@@ -31,7 +41,7 @@ class _JobMemory:
 
 def controller_job(pod: JSON) -> tuple[str, str] | None:
     """(job name, job uid) of a pod controlled by a Job."""
-    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+    for ref in owner_references_of(pod):
         if (
             ref.get("controller")
             and ref.get("kind") == "Job"
@@ -75,7 +85,7 @@ class JobController:
         meta = pod["metadata"]
         if kind != "DELETED" and TRACKING_FINALIZER in (meta.get("finalizers") or []):
             job = self.get_job(f"{meta.get('namespace')}/{owner[0]}") if owner else None
-            if owner is None or job is None or job["metadata"].get("uid") != owner[1]:
+            if owner is None or job is None or uid_of(job) != owner[1]:
                 self.enqueue(("jobpod", key_of(pod)), 0.0)
         if owner is None:
             return
@@ -97,7 +107,7 @@ class JobController:
             pods = list(self.pods.get(uid, {}).values())
             mem = self.memory.setdefault(uid, _JobMemory())
             mem.created = {n: t for n, t in mem.created.items() if now - t < EXPECTATION_TIMEOUT}
-            live = {str(p["metadata"].get("uid")) for p in pods}
+            live = {uid_of(p) for p in pods}
             mem.deleted &= live
             obs = Observed(len(mem.created), frozenset(mem.deleted), frozenset(mem.counted), mem.last_failure)
         return pods, obs
@@ -108,11 +118,11 @@ class JobController:
             self._sync(key, job, retry=True)
 
     def _sync(self, key: str, job: JSON, retry: bool) -> None:
-        uid = str(job["metadata"]["uid"])
+        uid = uid_of(job)
         now_s = self.clock()
         now = dt.datetime.fromtimestamp(now_s, dt.UTC)
         pods, obs = self._observed(uid, now_s)
-        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        ns, name = namespace_of(job), name_of(job)
         plan = plan_job(job, pods, now, obs, self.settings)
         if plan.status is not None:
             try:
@@ -165,7 +175,7 @@ class JobController:
         if owner is not None:
             try:
                 job = self.client.get(JOBS.path(ns, owner[0]))
-                if job["metadata"].get("uid") == owner[1]:
+                if uid_of(job) == owner[1]:
                     return
             except NotFound:
                 pass
@@ -210,9 +220,9 @@ class JobController:
         record_event(self.client, job, "Normal", "SuccessfulCreate", created, "job-controller")
         with self.lock:
             mem = self.memory.setdefault(uid, _JobMemory())
-            known = pod["metadata"]["name"] in self.pods.get(uid, {})
+            known = name_of(pod) in self.pods.get(uid, {})
             if not known:
-                mem.created[pod["metadata"]["name"]] = self.clock()
+                mem.created[name_of(pod)] = self.clock()
 
     def _delete_pod(self, uid: str, pod: JSON) -> None:
         meta = pod["metadata"]

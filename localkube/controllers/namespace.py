@@ -11,27 +11,28 @@ from collections.abc import Callable
 
 from localkube.controllers.runtime import Enqueue
 from rayside.kubeclient import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
-from rayside.objects import JSON, NAMESPACES, SERVICEACCOUNTS, Resource
+from rayside.objects import (
+    JSON,
+    NAMESPACES,
+    SERVICEACCOUNTS,
+    Resource,
+    is_deleting,
+    name_of,
+    namespace_of,
+    resource_version_of,
+)
 
 log = logging.getLogger(__name__)
 NAMESPACE_FINALIZER = "kubernetes"
 
 
 def is_terminating(ns: JSON) -> bool:
-    return (
-        bool((ns.get("metadata") or {}).get("deletionTimestamp"))
-        or (ns.get("status") or {}).get("phase") == "Terminating"
-    )
+    return is_deleting(ns) or (ns.get("status") or {}).get("phase") == "Terminating"
 
 
 def plan_namespace_cleanup(contents: dict[Resource, list[JSON]]) -> tuple[list[tuple[Resource, JSON]], bool]:
     """(objects to delete now, whether the namespace is empty) from a live listing of its contents."""
-    to_delete = [
-        (res, obj)
-        for res, items in contents.items()
-        for obj in items
-        if not (obj.get("metadata") or {}).get("deletionTimestamp")
-    ]
+    to_delete = [(res, obj) for res, items in contents.items() for obj in items if not is_deleting(obj)]
     empty = not any(contents.values())
     return to_delete, empty
 
@@ -57,12 +58,11 @@ class NamespaceController:
 
     def on_namespace(self, kind: str, ns: JSON) -> None:
         if kind != "DELETED":
-            self.enqueue(("ns", ns["metadata"]["name"]), 0.0)
+            self.enqueue(("ns", name_of(ns)), 0.0)
 
     def on_service_account(self, kind: str, sa: JSON) -> None:
-        meta = sa.get("metadata") or {}
-        if kind == "DELETED" and meta.get("name") == "default":
-            self.enqueue(("ns", meta.get("namespace", "")), 0.0)
+        if kind == "DELETED" and name_of(sa) == "default":
+            self.enqueue(("ns", namespace_of(sa)), 0.0)
 
     def process(self, name: str) -> None:
         ns = self.namespace_of(name)
@@ -88,7 +88,7 @@ class NamespaceController:
             log.debug("namespace %s: cannot create ServiceAccount default: %s", ns, exc)
 
     def _drain(self, ns: JSON) -> None:
-        name = ns["metadata"]["name"]
+        name = name_of(ns)
         contents: dict[Resource, list[JSON]] = {}
         for res in self.resources():
             if not res.namespaced:
@@ -109,14 +109,14 @@ class NamespaceController:
         self._finalize(ns)
 
     def _finalize(self, ns: JSON) -> None:
-        name = ns["metadata"]["name"]
+        name = name_of(ns)
         fins = list((ns.get("spec") or {}).get("finalizers") or [])
         if NAMESPACE_FINALIZER not in fins:
             return
         body = {
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {"name": name, "resourceVersion": ns["metadata"].get("resourceVersion")},
+            "metadata": {"name": name, "resourceVersion": resource_version_of(ns)},
             "spec": {"finalizers": [f for f in fins if f != NAMESPACE_FINALIZER]},
         }
         try:

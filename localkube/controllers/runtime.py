@@ -10,17 +10,12 @@ from collections.abc import Callable
 
 from rayside.events import event_body
 from rayside.kubeclient import KubeClient, KubeError, NotFound
-from rayside.objects import EVENTS, JSON, Resource
+from rayside.objects import EVENTS, JSON, Resource, group_version_path, namespace_of
 
 log = logging.getLogger(__name__)
 
 WorkItem = tuple[str, str]  # (controller: "gc" | "ns" | "job" | "jobpod" | "ep", key of what to process)
 Enqueue = Callable[[WorkItem, float], None]  # (item, delay in seconds)
-
-
-def group_version_path(group: str, version: str) -> str:
-    """The discovery path listing the resources of one group/version (core: /api/v1)."""
-    return f"/apis/{group}/{version}" if group else f"/api/{version}"
 
 
 def served_resource(client: KubeClient, api_version: str, kind: str) -> Resource | None:
@@ -61,7 +56,7 @@ def record_event(
 ) -> None:
     """Write a core/v1 Event about ``obj`` (best effort: failures are logged at debug)."""
     body = event_body(obj, type_=event_type, reason=reason, message=message, component=component)
-    ns = body["metadata"]["namespace"]
+    ns = namespace_of(body)
     try:
         client.create(EVENTS.path(ns), body)
     except KubeError as exc:

@@ -12,16 +12,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from localkube.kubelet.logs import copy_lines
 from localkube.kubelet.podenv import EnvError
 from localkube.kubelet.probes import ProbeTracker, exec_with_timeout, run_probe
 from localkube.kubelet.settings import KubeletSettings
 from localkube.kubelet.status import ContainerState, container_id, now_iso, should_restart, terminal_reason
+from rayside.objects import JSON
 
 log = logging.getLogger(__name__)
-JSON = dict[str, Any]
 
 
 @dataclass(frozen=True)

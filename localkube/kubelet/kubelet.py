@@ -29,7 +29,19 @@ from localkube.kubelet.node import (
 from localkube.kubelet.runtime import Runtime
 from localkube.kubelet.settings import KubeletSettings, build_settings
 from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound
-from rayside.objects import JSON, LEASES, NAMESPACES, NODES, PODS, SERVICES, key_of
+from rayside.objects import (
+    JSON,
+    LEASES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    SERVICES,
+    is_deleting,
+    key_of,
+    name_of,
+    namespace_of,
+    uid_of,
+)
 from rayside.runtime.informer import Informer, TypedHandler, typed_handler
 
 log = logging.getLogger(__name__)
@@ -139,8 +151,8 @@ class Kubelet:
             created = self.client.create(NODES.path(), body)
         except AlreadyExists:
             created = self.client.get(path)
-        self._node_uid = str((created.get("metadata") or {}).get("uid", ""))
-        self.client.patch(path + "/status", {"status": status}, patch_type="merge")
+        self._node_uid = uid_of(created)
+        self.client.patch(NODES.path(None, self.node_name, "status"), {"status": status}, patch_type="merge")
 
     def _lease_loop(self) -> None:
         beats = 0
@@ -217,8 +229,8 @@ class Kubelet:
     def _bind_event(self, event_type: str, pod: JSON, _old: JSON | None) -> None:
         if event_type == "DELETED":
             return
-        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        if spec.get("nodeName") or meta.get("deletionTimestamp"):
+        spec = pod.get("spec") or {}
+        if spec.get("nodeName") or is_deleting(pod):
             return
         names = self.settings.scheduler_names
         if names is not None and (spec.get("schedulerName") or "default-scheduler") not in names:
@@ -233,11 +245,10 @@ class Kubelet:
     def _bind(self, pod: JSON) -> None:
         """Bind one pod; like kube-scheduler's backoff queue, a failed binding is retried (0.2 s doubling to
         5 s) for as long as the pod exists, is unbound and the kubelet runs."""
-        meta = pod.get("metadata") or {}
         binding = {
             "apiVersion": "v1",
             "kind": "Binding",
-            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+            "metadata": {"name": name_of(pod), "namespace": namespace_of(pod)},
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
         }
         delay = 0.2
@@ -265,5 +276,5 @@ class Kubelet:
             return False
         except KubeError:
             return True  # cannot tell: try the binding again
-        spec, meta = current.get("spec") or {}, current.get("metadata") or {}
-        return not spec.get("nodeName") and not meta.get("deletionTimestamp")
+        spec = current.get("spec") or {}
+        return not spec.get("nodeName") and not is_deleting(current)

@@ -8,11 +8,10 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from localkube.kubelet.status import now_iso
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 KUBELET_VERSION = "v1.32.0-localkube"
 LEASE_NAMESPACE = "kube-node-lease"
 

@@ -13,11 +13,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
+from rayside.objects import JSON, name_of, namespace_of
 from rayside.quantity import QuantityError, parse_quantity
 
-JSON = dict[str, Any]
 Lookup = Callable[[str, str, str], JSON | None]  # (kind "Secret"|"ConfigMap", namespace, name) -> object
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
@@ -111,7 +110,7 @@ def resource_value(container: JSON, ref: JSON, node: NodeResources) -> str:
 
 
 def _value_from(src: JSON, pod: JSON, container: JSON, lookup: Lookup, node: NodeResources) -> str | None:
-    ns = str((pod.get("metadata") or {}).get("namespace", "default"))
+    ns = namespace_of(pod) or "default"
     for field, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
         ref = src.get(field)
         if ref is None:
@@ -153,7 +152,7 @@ def container_env(
 ) -> dict[str, str]:
     """The full environment of `container`; raises `EnvError` for a missing non-optional reference."""
     env = dict(base)
-    ns = str((pod.get("metadata") or {}).get("namespace", "default"))
+    ns = namespace_of(pod) or "default"
     for source in container.get("envFrom") or []:
         env.update(_env_from(source, ns, lookup))
     for item in container.get("env") or []:
@@ -216,8 +215,8 @@ def hosts_file(me: PodAddr, services: list[JSON], pods: list[PodAddr], machine_h
     if me.hostname and me.subdomain:
         own = [f"{me.hostname}.{me.subdomain}.{me.namespace}.svc.cluster.local", me.hostname, *own]
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{me.ip}\t{' '.join(own)}"]
-    for svc in sorted(services, key=lambda s: (s["metadata"].get("namespace", ""), s["metadata"]["name"])):
-        name, ns = svc["metadata"]["name"], svc["metadata"].get("namespace", "")
+    for svc in sorted(services, key=lambda s: (namespace_of(s), name_of(s))):
+        name, ns = name_of(svc), namespace_of(svc)
         names = [f"{name}.{ns}.svc.cluster.local", f"{name}.{ns}.svc", f"{name}.{ns}"]
         if ns == me.namespace:
             names.append(name)

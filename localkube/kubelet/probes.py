@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-JSON = dict[str, Any]
+from rayside.objects import JSON
+
 ExecRunner = Callable[[list[str], float], int]  # (command, timeout) -> exit code (-1 on timeout)
 
 

@@ -18,7 +18,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from localkube.kubelet.container import ContainerRunner, Launch, all_pids, has_marker, session_of
@@ -40,7 +39,7 @@ from localkube.kubelet.podenv import (
     container_env,
     hosts_file,
 )
-from localkube.kubelet.runtime import final_delete, path_of, pod_key
+from localkube.kubelet.runtime import final_delete
 from localkube.kubelet.settings import KubeletSettings
 from localkube.kubelet.status import PodView, build_pod_status, now_iso
 from localkube.kubelet.volumes import (
@@ -52,9 +51,21 @@ from localkube.kubelet.volumes import (
     remove_targets,
 )
 from rayside.kubeclient import KubeClient, KubeError, NotFound
+from rayside.objects import (
+    CONFIGMAPS,
+    JSON,
+    PODS,
+    SECRETS,
+    is_deleting,
+    key_of,
+    labels_of,
+    meta_of,
+    name_of,
+    namespace_of,
+    uid_of,
+)
 
 log = logging.getLogger(__name__)
-JSON = dict[str, Any]
 HOST_IP = "127.0.0.1"
 BASH_PROFILE = """# Written by the localkube kubelet. A login shell (bash -l) runs /etc/profile,
 # which resets PATH; restore the PATH this container was started with.
@@ -70,12 +81,12 @@ class PodWorker:
     """Runs one pod: network, volumes, init containers in order, then the main containers."""
 
     def __init__(self, rt: ProcessRuntime, pod: JSON, slot: int) -> None:
-        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        spec = pod.get("spec") or {}
         self.rt, self.pod, self.settings = rt, pod, rt.settings
-        self.key, self.uid = pod_key(pod), str(meta.get("uid", ""))
+        self.key, self.uid = key_of(pod), uid_of(pod)
         self.restart_policy = str(spec.get("restartPolicy") or "Always")
         self.grace = float(spec.get("terminationGracePeriodSeconds") or 30)
-        self.dir = rt.state_dir / "pods" / f"{meta.get('namespace')}_{meta.get('name')}_{self.uid[:8]}"
+        self.dir = rt.state_dir / "pods" / f"{namespace_of(pod)}_{name_of(pod)}_{self.uid[:8]}"
         self.home, self.tmp = self.dir / "home", rt.tmp_root / str(slot)
         self.tmp_view = rt.pod_tmp if rt.root else self.tmp  # the pod's TMPDIR; see _mounts
         self.net: PodNet | None = None
@@ -162,7 +173,7 @@ class PodWorker:
         env.update(
             PATH=self.rt.path,
             HOME=str(self.home),
-            HOSTNAME=str((self.pod.get("metadata") or {}).get("name", "")),
+            HOSTNAME=name_of(self.pod),
             TMPDIR=str(self.tmp_view),
             RAY_TMPDIR=str(self.tmp_view),
             GRPC_DNS_RESOLVER="native",
@@ -222,7 +233,7 @@ class PodWorker:
             if fingerprint == self._last:
                 return
             try:
-                self.rt.client.patch(path_of(self.pod, "status"), {"status": status}, patch_type="merge")
+                self.rt.client.patch(PODS.path_of(self.pod, "status"), {"status": status}, patch_type="merge")
                 self._last = fingerprint
             except NotFound:
                 return
@@ -295,7 +306,7 @@ class PodWorker:
         self.terminate(grace)
         self.publish()
         try:
-            final_delete(self.rt.client, path_of(self.pod), self.uid)
+            final_delete(self.rt.client, PODS.path_of(self.pod), self.uid)
         except KubeError as exc:
             log.debug("pod %s: final delete: %s", self.key, exc)
 
@@ -366,15 +377,14 @@ class ProcessRuntime:
 
     # -- events ---------------------------------------------------------------------------------------
     def sync(self, pod: JSON) -> None:
-        meta = pod.get("metadata") or {}
-        key, uid = pod_key(pod), str(meta.get("uid", ""))
+        key, uid = key_of(pod), uid_of(pod)
         with self.lock:
             worker = self.workers.get(key)
             if worker is not None and worker.uid != uid:
                 self._drop(key)
                 worker = None
             if worker is None:
-                if meta.get("deletionTimestamp") or (pod.get("status") or {}).get("phase") in (
+                if is_deleting(pod) or (pod.get("status") or {}).get("phase") in (
                     "Succeeded",
                     "Failed",
                 ):
@@ -386,17 +396,17 @@ class ProcessRuntime:
                     worker.thread.start()
                     return
         if worker is None:
-            if meta.get("deletionTimestamp"):
+            if is_deleting(pod):
                 self._delete_unknown(pod)
             return
         worker.pod = pod
-        if meta.get("deletionTimestamp") and not worker.deleting:
+        if is_deleting(pod) and not worker.deleting:
             worker.deleting = True
-            grace = float(meta.get("deletionGracePeriodSeconds") or 0)
+            grace = float(meta_of(pod).get("deletionGracePeriodSeconds") or 0)
             threading.Thread(target=worker.delete_after_termination, args=(grace,), daemon=True).start()
 
     def _delete_unknown(self, pod: JSON) -> None:
-        uid = str((pod.get("metadata") or {}).get("uid", ""))
+        uid = uid_of(pod)
         body = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",
@@ -404,11 +414,11 @@ class ProcessRuntime:
             "preconditions": {"uid": uid},
         }
         with contextlib.suppress(KubeError):
-            self.client.delete(path_of(pod), params={"gracePeriodSeconds": "0"}, body=body)
+            self.client.delete(PODS.path_of(pod), params={"gracePeriodSeconds": "0"}, body=body)
 
     def forget(self, pod: JSON) -> None:
         with self.lock:
-            self._drop(pod_key(pod))
+            self._drop(key_of(pod))
 
     def _drop(self, key: str) -> None:
         worker = self.workers.pop(key, None)
@@ -423,8 +433,7 @@ class ProcessRuntime:
         threading.Thread(target=finish, daemon=True).start()
 
     def service_event(self, event_type: str, service: JSON) -> None:
-        meta = service.get("metadata") or {}
-        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        key = key_of(service)
         with self.lock:
             if event_type == "DELETED":
                 self.services.pop(key, None)
@@ -433,9 +442,9 @@ class ProcessRuntime:
         self.dns_dirty.set()
 
     def lookup(self, kind: str, namespace: str, name: str) -> JSON | None:
-        plural = "secrets" if kind == "Secret" else "configmaps"
+        resource = SECRETS if kind == "Secret" else CONFIGMAPS
         try:
-            return self.client.get(f"/api/v1/namespaces/{namespace}/{plural}/{name}")
+            return self.client.get(resource.path(namespace, name))
         except NotFound:
             return None
 
@@ -476,13 +485,13 @@ class ProcessRuntime:
             services = list(self.services.values())
         addrs: dict[str, PodAddr] = {}
         for w in workers:
-            meta, spec = w.pod.get("metadata") or {}, w.pod.get("spec") or {}
+            spec = w.pod.get("spec") or {}
             addrs[w.key] = PodAddr(
-                namespace=str(meta.get("namespace", "")),
-                name=str(meta.get("name", "")),
+                namespace=namespace_of(w.pod),
+                name=name_of(w.pod),
                 ip=w.pod_ip,
                 ready=w.ready(),
-                labels=dict(meta.get("labels") or {}),
+                labels=dict(labels_of(w.pod)),
                 hostname=str(spec.get("hostname") or ""),
                 subdomain=str(spec.get("subdomain") or ""),
             )

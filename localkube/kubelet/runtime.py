@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from localkube.kubelet.logs import LogSource
-
-JSON = dict[str, Any]
+from rayside.objects import JSON
 
 
 class Runtime(Protocol):
@@ -25,21 +24,6 @@ class Runtime(Protocol):
     def service_event(self, event_type: str, service: JSON) -> None: ...
 
     def log_source(self, namespace: str, pod: str, container: str, previous: bool) -> LogSource | None: ...
-
-
-def pod_key(pod: JSON) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def pod_path(namespace: str, name: str, sub: str = "") -> str:
-    path = f"/api/v1/namespaces/{namespace}/pods/{name}"
-    return f"{path}/{sub}" if sub else path
-
-
-def path_of(pod: JSON, sub: str = "") -> str:
-    meta = pod.get("metadata") or {}
-    return pod_path(str(meta.get("namespace", "")), str(meta.get("name", "")), sub)
 
 
 def final_delete(client: Any, path: str, uid: str) -> None:

@@ -15,10 +15,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from localkube.kubelet.logs import LogSource
-from localkube.kubelet.runtime import final_delete, path_of, pod_key
+from localkube.kubelet.runtime import final_delete
 from localkube.kubelet.settings import (
     EXIT_CODE_ANNOTATION,
     READY_DELAY_ANNOTATION,
@@ -36,9 +35,9 @@ from localkube.kubelet.status import (
     terminal_reason,
 )
 from rayside.kubeclient import KubeClient, KubeError, NotFound
+from rayside.objects import JSON, PODS, annotations_of, is_deleting, key_of, uid_of
 
 log = logging.getLogger(__name__)
-JSON = dict[str, Any]
 
 
 @dataclass
@@ -56,7 +55,7 @@ class SimPod:
 
 
 def _annotation(pod: JSON, key: str) -> str | None:
-    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(key)
+    value = annotations_of(pod).get(key)
     return None if value is None else str(value)
 
 
@@ -65,7 +64,7 @@ def _float(pod: JSON, key: str, default: float) -> float:
     try:
         return float(raw) if raw is not None else default
     except ValueError:
-        log.debug("pod %s: annotation %s=%r is not a number", pod_key(pod), key, raw)
+        log.debug("pod %s: annotation %s=%r is not a number", key_of(pod), key, raw)
         return default
 
 
@@ -132,8 +131,7 @@ class SimulatedRuntime:
 
     # -- events -------------------------------------------------------------------------------------------
     def sync(self, pod: JSON) -> None:
-        meta = pod.get("metadata") or {}
-        key, uid = pod_key(pod), str(meta.get("uid", ""))
+        key, uid = key_of(pod), uid_of(pod)
         with self._cv:
             sim = self._pods.get(key)
             if sim is not None and sim.uid != uid:
@@ -145,16 +143,16 @@ class SimulatedRuntime:
                 if phase in ("Succeeded", "Failed"):
                     sim.stage = "done"
                 self._pods[key] = sim
-                if sim.stage == "pending" and not meta.get("deletionTimestamp"):
+                if sim.stage == "pending" and not is_deleting(pod):
                     self._at(_float(pod, READY_DELAY_ANNOTATION, self.settings.ready_delay), key, "run")
             sim.pod = pod
-            if meta.get("deletionTimestamp") and sim.stage != "deleting":
+            if is_deleting(pod) and sim.stage != "deleting":
                 sim.stage = "deleting"
                 self._at(0.0, key, "delete")
 
     def forget(self, pod: JSON) -> None:
         with self._cv:
-            self._release(pod_key(pod))
+            self._release(key_of(pod))
 
     def _release(self, key: str) -> None:
         sim = self._pods.pop(key, None)
@@ -194,7 +192,7 @@ class SimulatedRuntime:
     def _plan(self, key: str, sim: SimPod, action: str) -> tuple[str, str, JSON | None] | None:
         """Advance `sim` for `action`; return the write to do (kind, path, body) if any. Holds the lock."""
         if action == "delete":
-            return ("delete", path_of(sim.pod), {"uid": sim.uid})
+            return ("delete", PODS.path_of(sim.pod), {"uid": sim.uid})
         if sim.stage == "deleting":
             return None
         if action == "resync":  # a status write failed: send the pod's current status again
@@ -203,7 +201,7 @@ class SimulatedRuntime:
             status = build_pod_status(
                 sim.pod, PodView(self.host_ip, sim.ip, sim.start_time, [], sim.containers)
             )
-            return ("status", path_of(sim.pod, "status"), {"status": status})
+            return ("status", PODS.path_of(sim.pod, "status"), {"status": status})
         if action == "run" and sim.stage == "pending":
             sim.stage = "running"
             sim.start_time = now_iso()
@@ -219,7 +217,7 @@ class SimulatedRuntime:
 
     def _status_write(self, sim: SimPod) -> tuple[str, str, JSON | None]:
         status = build_pod_status(sim.pod, PodView(self.host_ip, sim.ip, sim.start_time, [], sim.containers))
-        return ("status", path_of(sim.pod, "status"), {"status": status})
+        return ("status", PODS.path_of(sim.pod, "status"), {"status": status})
 
     def _containers(self, sim: SimPod, running: bool) -> list[ContainerState]:
         out = []

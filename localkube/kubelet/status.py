@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-JSON = dict[str, Any]
+from rayside.objects import JSON, owner_references_of
+
 StateKind = Literal["waiting", "running", "terminated"]
 
 
@@ -205,5 +206,5 @@ def build_pod_status(pod: JSON, view: PodView) -> JSON:
 
 
 def owned_by_job(pod: JSON) -> bool:
-    refs = (pod.get("metadata") or {}).get("ownerReferences") or []
+    refs = owner_references_of(pod)
     return any(r.get("kind") == "Job" for r in refs)

@@ -15,12 +15,11 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from localkube.kubelet.podenv import EnvError, NodeResources, field_value, resource_value
+from rayside.objects import JSON, namespace_of
 
 log = logging.getLogger(__name__)
-JSON = dict[str, Any]
 Lookup = Callable[[str, str, str], JSON | None]
 
 
@@ -95,7 +94,7 @@ def materialize(
     pod: JSON, pod_dir: Path, state_dir: Path, lookup: Lookup, node: NodeResources
 ) -> dict[str, str]:
     """Create every volume of `pod`; returns volume name -> host path (directory, or hostPath)."""
-    ns = str((pod.get("metadata") or {}).get("namespace", "default"))
+    ns = namespace_of(pod) or "default"
     paths: dict[str, str] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         name = str(vol.get("name"))

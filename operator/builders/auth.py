@@ -1,4 +1,7 @@
-"""The Ray auth-token Secret (operator-spec §3). The caller supplies the random bytes (`token_bytes(32)`)."""
+"""The Ray auth-token Secret (`authOptions.mode: token`).
+
+The caller supplies the random bytes (`token_bytes(32)`).
+"""
 
 from __future__ import annotations
 

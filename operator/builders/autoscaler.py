@@ -1,4 +1,4 @@
-"""The in-tree autoscaler sidecar and its RBAC objects (operator-spec §2.7).
+"""The in-tree autoscaler sidecar and its RBAC objects.
 
 The sidecar runs `<settings.autoscaler_entrypoint> --cluster-name $(RAY_CLUSTER_NAME) --cluster-namespace
 $(RAY_CLUSTER_NAMESPACE)`; rayside's default entrypoint is `python -m autoscaler_provider` (KubeRay's is
@@ -18,8 +18,8 @@ from ray_operator.builders.facts import ClusterFacts
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 DEFAULT_AUTOSCALER_RESOURCES: JSON = {
     "limits": {"cpu": "500m", "memory": "512Mi"},
     "requests": {"cpu": "500m", "memory": "512Mi"},
@@ -96,7 +96,7 @@ def _meta(name: str, facts: ClusterFacts, cluster: RayCluster) -> JSON:
 
 
 def autoscaler_service_account(cluster: RayCluster, *, facts: ClusterFacts) -> JSON:
-    """ServiceAccount of the head Pod (created only if missing; see operator-spec §2.7)."""
+    """ServiceAccount of the head Pod (created only if missing)."""
     name = names.autoscaler_service_account_name(cluster)
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, facts, cluster)}
 

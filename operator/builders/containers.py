@@ -1,4 +1,4 @@
-"""Container-level pieces KubeRay injects (operator-spec §2.6, §3): env, auth env, probes, ports, volumes,
+"""Container-level pieces KubeRay injects: env, auth env, probes, ports, volumes,
 the `wait-gcs-ready` init container. Each function returns a new value; inputs are never mutated."""
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from ray_operator.constants import (
     ENV_AUTH_TOKEN,
     INIT_CONTAINER,
 )
-
-JSON = dict[str, Any]
+from rayside.objects import JSON
 
 
 def field_ref(path: str) -> JSON:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ray_operator import constants as c
 from ray_operator.builders import containers as ctr
 from ray_operator.models import RayCluster
 from ray_operator.models.raycluster import RedisCredential
-
-JSON = dict[str, Any]
+from rayside.objects import JSON
 
 
 def uses_redis(cluster: RayCluster) -> bool:

@@ -1,4 +1,4 @@
-"""The head dashboard Ingress `<cluster>-head-ingress` (`headGroupSpec.enableIngress`, operator-spec §2.10).
+"""The head dashboard Ingress `<cluster>-head-ingress` (`headGroupSpec.enableIngress`).
 
 KubeRay's shape: labels {cluster, identifier `<cluster>-head`, app name, created-by}; every cluster
 annotation except `kubernetes.io/ingress.class`, whose value becomes `spec.ingressClassName`; one rule
@@ -10,15 +10,14 @@ annotation except `kubernetes.io/ingress.class`, whose value becomes `spec.ingre
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from ray_operator import constants as c
 from ray_operator.builders import names
 from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.services import head_service_ports
 from ray_operator.models import RayCluster
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 DEFAULT_DASHBOARD_PORT = 8265
 

@@ -1,10 +1,11 @@
-"""KubeRay's object names (operator-spec §2.4): pod name prefixes, service names, CheckName/CheckLabel."""
+"""KubeRay's object names: pod name prefixes, service names, CheckName/CheckLabel."""
 
 from __future__ import annotations
 
 import string
 
 from ray_operator.models import RayCluster
+from rayside.objects import name_of
 
 RAND_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """The alphabet of Kubernetes' `rand.String` (used by generateName and KubeRay's random suffixes)."""
@@ -52,7 +53,7 @@ def deterministic_head_pod_name(cluster_name: str) -> str:
 def head_service_name(cluster: RayCluster) -> str:
     """`headGroupSpec.headService.metadata.name` if set, else `<cluster>-head-svc`."""
     head_service = cluster.spec.head_group_spec.head_service or {}
-    custom = (head_service.get("metadata") or {}).get("name")
+    custom = name_of(head_service)
     if custom:
         return str(custom)
     return default_head_service_name(str(cluster.metadata.get("name", "")))

@@ -1,4 +1,4 @@
-"""Head and worker Pods exactly as KubeRay builds them (operator-spec §2.6, §2.7, §3, multi-host labels)."""
+"""Head and worker Pods exactly as KubeRay builds them (autoscaler, auth, multi-host labels)."""
 
 from __future__ import annotations
 

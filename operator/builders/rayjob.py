@@ -1,4 +1,4 @@
-"""RayJob children (operator-spec §4.4-4.5, submitter-spec §2-3): the owned RayCluster, the K8sJobMode
+"""RayJob children: the owned RayCluster, the K8sJobMode
 submitter Job, the SidecarMode submitter container, the RayJob-level head Service and the HTTPMode
 submit body.
 

@@ -1,11 +1,10 @@
-"""RayService children (operator-spec §7): its RayClusters, head/serve Services, the Gateway API objects of
+"""RayService children: its RayClusters, head/serve Services, the Gateway API objects of
 the incremental upgrade, and the spec hash KubeRay uses to detect cluster-level changes."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ray_operator import constants as c
 from ray_operator.builders import names
@@ -14,8 +13,8 @@ from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.services import head_service, head_service_ports
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster, RayClusterSpec, RayService
+from rayside.objects import JSON, labels_of, name_of
 
-JSON = dict[str, Any]
 ANN_SPEC_HASH = "ray.io/hash-without-replicas-and-workers-to-delete"
 ANN_NUM_WORKER_GROUPS = "ray.io/num-worker-groups"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -98,12 +97,12 @@ def rayservice_serve_service(service: RayService, *, cluster_name: str, name: st
     spec.setdefault("ports", [{"name": "serve", "port": port, "targetPort": port, "protocol": "TCP"}])
     spec.setdefault("type", "ClusterIP")
     labels = {
-        **((user.get("metadata") or {}).get("labels") or {}),
+        **labels_of(user),
         c.LABEL_ORIGINATED_FROM_CR_NAME: svc_name,
         c.LABEL_ORIGINATED_FROM_CRD: c.KIND_RAYSERVICE,
         c.LABEL_SERVE: f"{svc_name}-serve",
     }
-    service_name = name or (user.get("metadata") or {}).get("name") or names.serve_service_name(svc_name)
+    service_name = name or name_of(user) or names.serve_service_name(svc_name)
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -1,4 +1,4 @@
-"""The exact `ray start` line KubeRay generates (operator-spec §2.6), as pure functions.
+"""The exact `ray start` line KubeRay generates, as pure functions.
 
 `ray_start_params` computes the effective flag map of one group (user rayStartParams, group `resources` and
 `labels`, KubeRay's defaults, values derived from the Ray container's resources);

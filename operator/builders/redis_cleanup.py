@@ -1,4 +1,4 @@
-"""The GCS fault-tolerance Redis cleanup Job `<cluster>-redis-cleanup` (operator-spec §2.2 item 7).
+"""The GCS fault-tolerance Redis cleanup Job `<cluster>-redis-cleanup`.
 
 Created when a RayCluster with Redis-backed GCS FT is deleted, after its head Pod is gone: a clone of the
 head Pod (same image, env — so `RAY_REDIS_ADDRESS`, `REDIS_PASSWORD` and the storage namespace come from
@@ -9,8 +9,6 @@ the same place, as references, never as values here) reduced to the Ray containe
 
 from __future__ import annotations
 
-from typing import Any
-
 from ray_operator import constants as c
 from ray_operator.builders import containers as ctr
 from ray_operator.builders import names
@@ -18,8 +16,8 @@ from ray_operator.builders.meta import owner_reference
 from ray_operator.builders.pods import head_pod
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster
+from rayside.objects import JSON
 
-JSON = dict[str, Any]
 NODE_TYPE_REDIS_CLEANUP = "redis-cleanup"
 JOB_BACKOFF_LIMIT = 0
 JOB_ACTIVE_DEADLINE_SECONDS = 300

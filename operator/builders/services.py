@@ -1,4 +1,4 @@
-"""The head Service, the multi-host headless worker Service and the serve Service (operator-spec §2.5)."""
+"""The head Service, the multi-host headless worker Service and the serve Service."""
 
 from __future__ import annotations
 

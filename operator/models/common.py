@@ -8,8 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
-JSON = dict[str, Any]
-"""Free-form Kubernetes JSON (pod templates, services, env entries...)."""
+from rayside.objects import JSON  # free-form Kubernetes JSON (pod templates, services, env entries...)
 
 Quantity = int | float | str
 """A Kubernetes resource quantity as it appears in YAML (`"500m"`, `2`, `"1Gi"`)."""

@@ -8,7 +8,6 @@ from pydantic import ConfigDict, Field
 
 from ray_operator.constants import MAX_INT32
 from ray_operator.models.common import (
-    JSON,
     Condition,
     Int32,
     Int64,
@@ -18,6 +17,7 @@ from ray_operator.models.common import (
     cel,
     k8s_type,
 )
+from rayside.objects import JSON
 
 _TEMPLATE_DOC = "Pod template; container[0] is the Ray container."
 

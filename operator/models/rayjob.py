@@ -7,8 +7,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonValue
 
-from ray_operator.models.common import JSON, Int32, Int64, KubeModel, ManagedBy, cel, k8s_type
+from ray_operator.models.common import Int32, Int64, KubeModel, ManagedBy, cel, k8s_type
 from ray_operator.models.raycluster import RayClusterSpec, RayClusterStatus
+from rayside.objects import JSON
 
 SubmissionMode = Literal["K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"]
 DeletionPolicyType = Literal["DeleteCluster", "DeleteWorkers", "DeleteSelf", "DeleteNone"]

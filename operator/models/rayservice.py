@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from ray_operator.models.common import JSON, Condition, Int32, Int64, KubeModel, ManagedBy, cel, k8s_type
+from ray_operator.models.common import Condition, Int32, Int64, KubeModel, ManagedBy, cel, k8s_type
 from ray_operator.models.raycluster import RayClusterSpec, RayClusterStatus
+from rayside.objects import JSON
 
 
 class ClusterUpgradeOptions(KubeModel):

@@ -1,4 +1,4 @@
-"""Pure planning of the GCS fault-tolerance Redis cleanup finalizer (operator-spec §2.2 item 7).
+"""Pure planning of the GCS fault-tolerance Redis cleanup finalizer.
 
 A RayCluster whose GCS FT uses Redis (`gcsFaultToleranceOptions` with backend redis or unset, or the legacy
 annotation `ray.io/ft-enabled: "true"`) gets the finalizer `ray.io/gcs-ft-redis-cleanup-finalizer` before

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from ray_operator.runtime.leader import LeaderElector
 from rayside.kubeclient import KubeClient, KubeError, ServerError, TransportError
-from rayside.objects import JSON
+from rayside.objects import JSON, labels_of, name_of, namespace_of
 from rayside.runtime.controller import RECONCILE_BUCKETS, Controller, ReconcileStats
 from rayside.runtime.workqueue import QueueStats
 
@@ -92,9 +92,9 @@ def cluster_info(obj: JSON) -> ClusterInfo:
         if created is not None and at is not None:
             seconds = max(0.0, (at - created).total_seconds())
     return ClusterInfo(
-        namespace=str(meta.get("namespace") or ""),
-        name=str(meta.get("name") or ""),
-        owner_kind=str((meta.get("labels") or {}).get(_ORIGINATED_FROM_CRD) or "None"),
+        namespace=namespace_of(obj),
+        name=name_of(obj),
+        owner_kind=str(labels_of(obj).get(_ORIGINATED_FROM_CRD) or "None"),
         provisioned=provisioned,
         provisioned_seconds=seconds,
     )

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from rayside.kubeclient import KubeClient, KubeError, NotFound, resource_path
+from rayside.kubeclient import KubeClient, KubeError, NotFound
+from rayside.objects import LEASES, resource_version_of
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,6 @@ class LeaderElector:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._path = resource_path(
-            group="coordination.k8s.io", version="v1", plural="leases", namespace=namespace
-        )
         self._name = self.name = name
         self._namespace = namespace
         self.identity = identity
@@ -68,7 +66,7 @@ class LeaderElector:
     def try_acquire_or_renew(self) -> bool:
         """One attempt; True when this candidate holds the Lease afterwards."""
         try:
-            lease = self._client.get(f"{self._path}/{self._name}")
+            lease = self._client.get(LEASES.path(self._namespace, self._name))
         except NotFound:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -76,11 +74,11 @@ class LeaderElector:
                 "metadata": {"name": self._name, "namespace": self._namespace},
                 "spec": self._spec(0, None),
             }
-            self._client.create(self._path, body)
+            self._client.create(LEASES.path(self._namespace), body)
             return True
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
-        rv = lease["metadata"].get("resourceVersion", "")
+        rv = resource_version_of(lease)
         now = self._clock()
         if self._observed is None or self._observed[:2] != (holder, rv):
             self._observed = (holder, rv, now)
@@ -90,8 +88,8 @@ class LeaderElector:
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
         acquire = spec.get("acquireTime") if holder == self.identity else None
         lease["spec"] = self._spec(transitions, acquire)
-        updated = self._client.replace(f"{self._path}/{self._name}", lease)
-        self._observed = (self.identity, updated["metadata"].get("resourceVersion", ""), self._clock())
+        updated = self._client.replace(LEASES.path(self._namespace, self._name), lease)
+        self._observed = (self.identity, resource_version_of(updated), self._clock())
         return True
 
     def _attempt(self) -> bool:
@@ -128,12 +126,12 @@ class LeaderElector:
             return
         self.leading.clear()
         try:
-            lease = self._client.get(f"{self._path}/{self._name}")
+            lease = self._client.get(LEASES.path(self._namespace, self._name))
             if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
             lease["spec"].update(
                 {"holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": _now_rfc3339()}
             )
-            self._client.replace(f"{self._path}/{self._name}", lease)
+            self._client.replace(LEASES.path(self._namespace, self._name), lease)
         except (KubeError, OSError) as exc:
             log.debug("lease %s/%s: release failed: %s", self._namespace, self._name, exc)

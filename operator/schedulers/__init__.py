@@ -1,4 +1,4 @@
-"""Batch-scheduler integrations (operator-spec §5): the registry and the selection rule.
+"""Batch-scheduler integrations: the registry and the selection rule.
 
 Every scheduler implements the one `BatchScheduler` protocol (`schedulers/interface.py`): Volcano,
 YuniKorn, KAI, scheduler-plugins and Kueue, registered by name in `REGISTRY`. Selection: the operator-wide

@@ -1,4 +1,4 @@
-"""The one contract every batch-scheduler integration meets (operator-spec §5), as pure functions.
+"""The one contract every batch-scheduler integration meets, as pure functions.
 
 A `BatchScheduler` is looked up by name in the registry (`ray_operator.schedulers`) and answers three
 questions for an owner (a RayCluster now; a RayJob once its controller lands), all without I/O:

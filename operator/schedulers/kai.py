@@ -1,4 +1,4 @@
-"""KAI scheduler: schedulerName + queue label only; KAI's own PodGrouper creates PodGroups (spec §5.3).
+"""KAI scheduler: schedulerName + queue label only; KAI's own PodGrouper creates PodGroups.
 
 `Kai` is the `BatchScheduler` (schedulers/interface.py).
 """

@@ -1,4 +1,4 @@
-"""scheduler-plugins coscheduling: PodGroup `<cluster>` and the pod-group label (operator-spec §5.4).
+"""scheduler-plugins coscheduling: PodGroup `<cluster>` and the pod-group label.
 
 `SchedulerPlugins` is the `BatchScheduler` (schedulers/interface.py); the module functions are its pure parts.
 """

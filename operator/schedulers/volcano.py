@@ -1,4 +1,4 @@
-"""Volcano: PodGroup `ray-<name>-pg` and the Pods' group/task annotations (operator-spec §5.1).
+"""Volcano: PodGroup `ray-<name>-pg` and the Pods' group/task annotations.
 
 `Volcano` is the `BatchScheduler` (schedulers/interface.py); the module functions are its pure parts.
 """

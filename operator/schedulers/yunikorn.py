@@ -1,4 +1,4 @@
-"""Apache YuniKorn: app/queue labels and gang task groups (operator-spec §5.2). No objects are created.
+"""Apache YuniKorn: app/queue labels and gang task groups. No objects are created.
 
 `YuniKorn` is the `BatchScheduler` (schedulers/interface.py); the module functions are its pure parts.
 """

@@ -16,12 +16,12 @@ from rayside.kubeclient import (
     NotFound,
     ServerError,
     TooManyRequests,
-    resource_path,
 )
+from rayside.objects import CONFIGMAPS
 
 pytestmark = pytest.mark.api
 
-CM = resource_path("", "v1", "configmaps", "default")
+CM = CONFIGMAPS.path("default")
 
 
 def cm(name: str, **data: str) -> dict[str, Any]:

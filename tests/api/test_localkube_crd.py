@@ -1,5 +1,5 @@
 """Custom resources: status/generation/scale, schema validation, pruning, defaulting, printer columns, CRD
-deletion (kube-api-spec.md §24 items 29-38)."""
+deletion."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CRUD, metadata, errors, concurrency, patches, apply and dry-run (kube-api-spec.md §24 items 9-28)."""
+"""CRUD, metadata, errors, concurrency, patches, apply and dry-run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Discovery, OpenAPI, transport and authentication (kube-api-spec.md §24 items 1-8)."""
+"""Discovery, OpenAPI, transport and authentication."""
 
 from __future__ import annotations
 

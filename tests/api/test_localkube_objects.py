@@ -1,5 +1,5 @@
 """Deletion, finalizers, propagation, namespaces, pods, bindings, services, jobs and leases
-(kube-api-spec.md §24 items 50-60, the API-server side)."""
+(the API-server side)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lists, pagination, selectors and watches (kube-api-spec.md §24 items 39-49)."""
+"""Lists, pagination, selectors and watches."""
 
 from __future__ import annotations
 

@@ -22,11 +22,11 @@ from localkube.testing import running
 from ray_operator.cli import _client, get_token_main, install_crds
 from ray_operator.raycluster.assembly import RayClusterOperator, build_operator
 from ray_operator.settings import load_settings
+from rayside.objects import JSON
 from tests.support import kube
 
 pytestmark = pytest.mark.api
 NS = "default"
-Obj = dict[str, Any]
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -83,11 +83,11 @@ def crs(lk: LocalKube) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(lk.api_client())
 
 
-def template(name: str) -> Obj:
+def template(name: str) -> JSON:
     return {"spec": {"containers": [{"name": name, "image": "rayproject/ray:2.52.0"}]}}
 
 
-def raycluster(name: str = "rc", *groups: Obj, **spec: Any) -> Obj:
+def raycluster(name: str = "rc", *groups: JSON, **spec: Any) -> JSON:
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
@@ -101,7 +101,7 @@ def raycluster(name: str = "rc", *groups: Obj, **spec: Any) -> Obj:
     }
 
 
-def group(name: str = "wg", replicas: int = 2, **extra: Any) -> Obj:
+def group(name: str = "wg", replicas: int = 2, **extra: Any) -> JSON:
     return {
         "groupName": name,
         "replicas": replicas,
@@ -117,13 +117,13 @@ class Api:
     def __init__(self, core: client.CoreV1Api, crs: client.CustomObjectsApi) -> None:
         self.core, self.crs = core, crs
 
-    def create(self, body: Obj) -> Obj:
+    def create(self, body: JSON) -> JSON:
         return dict(self.crs.create_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", body))
 
-    def get(self, name: str = "rc") -> Obj:
+    def get(self, name: str = "rc") -> JSON:
         return dict(self.crs.get_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", name))
 
-    def patch(self, body: Obj, name: str = "rc") -> Obj:
+    def patch(self, body: JSON, name: str = "rc") -> JSON:
         return dict(self.crs.patch_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", name, body))
 
     def pods(self, cluster: str = "rc", alive: bool = True) -> list[Any]:
@@ -133,7 +133,7 @@ class Api:
     def workers(self, cluster: str = "rc") -> list[Any]:
         return [p for p in self.pods(cluster) if p.metadata.labels["ray.io/node-type"] == "worker"]
 
-    def condition(self, type_: str, name: str = "rc") -> Obj | None:
+    def condition(self, type_: str, name: str = "rc") -> JSON | None:
         for cond in (self.get(name).get("status") or {}).get("conditions") or []:
             if cond["type"] == type_:
                 return dict(cond)
@@ -272,7 +272,7 @@ def test_operator_restart_mid_scale_creates_no_duplicates(lk: LocalKube, api: Ap
         fresh.stop()
 
 
-def retried(call: Callable[[], Obj]) -> Obj:
+def retried(call: Callable[[], JSON]) -> JSON:
     """Run a test-side write through injected faults."""
     for _ in range(50):
         try:
@@ -390,7 +390,7 @@ def test_leader_election_single_active_operator(lk: LocalKube, api: Api) -> None
         second.stop()
 
 
-def podgroup_crd(group: str, version: str) -> Obj:
+def podgroup_crd(group: str, version: str) -> JSON:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -458,7 +458,7 @@ def test_batch_schedulers_create_pod_groups(lk: LocalKube, api: Api) -> None:
         op.stop()
 
 
-def _get_custom(api: Api, group: str, version: str, plural: str, name: str) -> Obj | None:
+def _get_custom(api: Api, group: str, version: str, plural: str, name: str) -> JSON | None:
     try:
         return dict(api.crs.get_namespaced_custom_object(group, version, NS, plural, name))
     except ApiException as exc:

@@ -21,11 +21,11 @@ from localkube.testing import running
 from ray_operator.cli import install_crds
 from ray_operator.raycluster.assembly import build_operator
 from ray_operator.settings import load_settings
+from rayside.objects import JSON
 from tests.api.test_operator import NS, Api, OperatorThread, group, raycluster, wait_for
 
 pytestmark = pytest.mark.api
 FINALIZER = "ray.io/gcs-ft-redis-cleanup-finalizer"
-Obj = dict[str, Any]
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def events(api: Api, name: str = "rc") -> dict[str, str]:
     return {e.reason: e.message for e in items}
 
 
-def ft_cluster(**annotations: str) -> Obj:
+def ft_cluster(**annotations: str) -> JSON:
     body = raycluster("rc", group(replicas=1), gcsFaultToleranceOptions={"redisAddress": "redis:6379"})
     body["metadata"]["annotations"] = dict(annotations)
     return body

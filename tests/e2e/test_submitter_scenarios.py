@@ -1,4 +1,4 @@
-"""submitter-spec §7: the 15 acceptance scenarios, hardened expectations, against the real token-auth head
+"""The submitter's 15 acceptance scenarios, hardened expectations, against the real token-auth head
 (the session `ray_head` fixture) and, for the wire format, the recording stub dashboard.
 
 Exit codes follow the submitter's documented table (0 ok, 1 job failed/rejected, 2 usage, 3 auth,

@@ -1,4 +1,4 @@
-"""A recording stand-in for the Ray dashboard's job API (submitter-spec §7 scenario 9 and 10).
+"""A recording stand-in for the Ray dashboard's job API (the submitter's wire-format scenarios).
 
 It answers `GET /api/version`, `POST /api/jobs/` (200 `{"job_id", "submission_id"}`), `GET /api/jobs/<id>`
 (a SUCCEEDED JobDetails once submitted, else 404) and the log-tail WebSocket (sends `hi\\n`, then closes

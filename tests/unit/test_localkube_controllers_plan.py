@@ -1,4 +1,4 @@
-"""Pure decisions of localkube's controllers: Job plans (spec §20.1), GC plans (§16), namespace cleanup,
+"""Pure decisions of localkube's controllers: Job plans, garbage-collector plans, namespace cleanup,
 and the work queue's de-duplication and delays (with a fake clock)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Label and field selector semantics (spec §15; conformance cases 41-42)."""
+"""Label and field selector semantics."""
 
 from __future__ import annotations
 

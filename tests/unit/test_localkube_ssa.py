@@ -1,4 +1,4 @@
-"""Server-side apply: managedFields bookkeeping, re-apply, field removal and conflicts (spec §12)."""
+"""Server-side apply: managedFields bookkeeping, re-apply, field removal and conflicts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Table output (spec §18) and the JSONPath subset used by CRD printer columns."""
+"""Table output and the JSONPath subset used by CRD printer columns."""
 
 from __future__ import annotations
 

@@ -16,6 +16,11 @@ def test_paths_of_core_group_and_cluster_scoped_resources() -> None:
     assert o.PODS.path("ns", None, "status") == "/api/v1/namespaces/ns/pods"
 
 
+def test_group_version_paths_for_discovery() -> None:
+    assert o.group_version_path("", "v1") == "/api/v1"
+    assert o.group_version_path("ray.io", "v1") == "/apis/ray.io/v1"
+
+
 def test_resource_for_known_and_unknown_kinds() -> None:
     assert o.resource_for("scheduling.volcano.sh/v1beta1", "PodGroup") is o.VOLCANO_PODGROUPS
     assert o.resource_for("scheduling.x-k8s.io/v1alpha1", "PodGroup") is o.COSCHEDULING_PODGROUPS

@@ -1,4 +1,4 @@
-"""Builders against operator-spec §9 acceptance scenarios 1-4, 8, 10, 13 and golden objects."""
+"""Builders against KubeRay's expected pods, services, autoscaler and auth objects, and golden objects."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RayService builders (operator-spec §7, acceptance scenario 30) and the rollout spec hash."""
+"""RayService builders and the rollout spec hash."""
 
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ from ray_operator.raycluster.reconciler_deletion import (
 )
 from ray_operator.raycluster.status import Outcome
 from ray_operator.settings import load_settings
+from rayside.objects import JSON
 
-Obj = dict[str, Any]
 # the operator's default short requeue (OperatorSettings.short_requeue_seconds)
 plan_deletion = functools.partial(plan_with_requeue, short_requeue=2.0)
 DELETED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -38,17 +38,17 @@ DELETED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 def rc(
     *,
-    ft: Obj | None = None,
+    ft: JSON | None = None,
     annotations: dict[str, str] | None = None,
     finalizers: list[str] | None = None,
     deleting: bool = False,
-) -> Obj:
-    meta: Obj = {"name": "rc", "namespace": "ns", "annotations": annotations or {}}
+) -> JSON:
+    meta: JSON = {"name": "rc", "namespace": "ns", "annotations": annotations or {}}
     if finalizers is not None:
         meta["finalizers"] = finalizers
     if deleting:
         meta["deletionTimestamp"] = DELETED_AT.strftime("%Y-%m-%dT%H:%M:%SZ")
-    spec: Obj = {"headGroupSpec": {}}
+    spec: JSON = {"headGroupSpec": {}}
     if ft is not None:
         spec["gcsFaultToleranceOptions"] = ft
     return {"metadata": meta, "spec": spec}
@@ -57,18 +57,18 @@ def rc(
 REDIS = {"redisAddress": "redis:6379"}
 
 
-def deleting(**kw: Any) -> Obj:
+def deleting(**kw: Any) -> JSON:
     return rc(ft=kw.pop("ft", REDIS), finalizers=[REDIS_CLEANUP_FINALIZER], deleting=True, **kw)
 
 
-def pod(name: str, node_type: str, terminating: bool = False) -> Obj:
-    meta: Obj = {"name": name, "labels": {"ray.io/node-type": node_type}}
+def pod(name: str, node_type: str, terminating: bool = False) -> JSON:
+    meta: JSON = {"name": name, "labels": {"ray.io/node-type": node_type}}
     if terminating:
         meta["deletionTimestamp"] = "2026-01-02T03:04:06Z"
     return {"metadata": meta}
 
 
-def job(*conditions: tuple[str, str]) -> Obj:
+def job(*conditions: tuple[str, str]) -> JSON:
     return {"status": {"conditions": [{"type": t, "status": s} for t, s in conditions]}}
 
 
@@ -88,7 +88,7 @@ def at(seconds: float) -> datetime:
         (rc(annotations={"ray.io/ft-enabled": "false"}), False),
     ],
 )
-def test_uses_redis_ft(cluster: Obj, expected: bool) -> None:
+def test_uses_redis_ft(cluster: JSON, expected: bool) -> None:
     assert uses_redis_ft(cluster) is expected
 
 

@@ -19,15 +19,15 @@ from ray_operator.raycluster.plan import (
     suspend_phase,
 )
 from ray_operator.raycluster.status import SuspendPhase
+from rayside.objects import JSON
 
-Obj = dict[str, Any]
 GATES = FeatureGates()
 _names = itertools.count()
 
 
-def cluster(groups: list[Obj] | None = None, *, status: Obj | None = None, **spec: Any) -> RayCluster:
+def cluster(groups: list[JSON] | None = None, *, status: JSON | None = None, **spec: Any) -> RayCluster:
     template = {"spec": {"containers": [{"name": "ray", "image": "ray"}]}}
-    body: Obj = {
+    body: JSON = {
         "metadata": {"name": "rc", "namespace": "ns", "generation": 1},
         "spec": {"headGroupSpec": {"template": template}, "workerGroupSpecs": groups or [], **spec},
     }
@@ -36,7 +36,7 @@ def cluster(groups: list[Obj] | None = None, *, status: Obj | None = None, **spe
     return RayCluster.model_validate(body)
 
 
-def group(name: str = "wg", replicas: int = 2, **extra: Any) -> Obj:
+def group(name: str = "wg", replicas: int = 2, **extra: Any) -> JSON:
     template = {"spec": {"containers": [{"name": "ray", "image": "ray"}]}}
     return {
         "groupName": name,
@@ -48,26 +48,30 @@ def group(name: str = "wg", replicas: int = 2, **extra: Any) -> Obj:
     }
 
 
-def make_pod(slot: PodSlot) -> Obj:
+def make_pod(slot: PodSlot) -> JSON:
     labels = {"ray.io/cluster": "rc", "ray.io/node-type": "head" if slot.group is None else "worker"}
     labels["ray.io/group"] = "headgroup" if slot.group is None else slot.group
     labels.update(pod_slot_labels(slot))
     return {"kind": "Pod", "metadata": {"generateName": "rc-", "labels": labels}, "spec": {"containers": []}}
 
 
-def pod(slot: PodSlot, phase: str = "Running", name: str | None = None) -> Obj:
+def pod(slot: PodSlot, phase: str = "Running", name: str | None = None) -> JSON:
     obj = make_pod(slot)
     obj["metadata"]["name"] = name or f"p{next(_names)}"
     obj["status"] = {"phase": phase}
     return obj
 
 
-def head() -> Obj:
+def head() -> JSON:
     return pod(PodSlot(None), name="rc-head-x")
 
 
 def plan(
-    rc: RayCluster, pods: list[Obj], *, gates: FeatureGates = GATES, unsatisfied: frozenset[str] = frozenset()
+    rc: RayCluster,
+    pods: list[JSON],
+    *,
+    gates: FeatureGates = GATES,
+    unsatisfied: frozenset[str] = frozenset(),
 ) -> Plan:
     rand = iter(f"r{i:04d}" for i in itertools.count())
     return plan_cluster(
@@ -82,7 +86,7 @@ def plan(
     )
 
 
-def creates(p: Plan) -> list[Obj]:
+def creates(p: Plan) -> list[JSON]:
     return [a.obj for a in p.actions if isinstance(a, Create)]
 
 
@@ -222,7 +226,7 @@ def test_multi_host_creates_whole_slices() -> None:
     assert sorted(lab["ray.io/worker-group-replica-index"] for lab in labels) == ["0"] * 4 + ["1"] * 4
 
 
-def slice_pods(replica: str, index: int, n: int = 4, phase: str = "Running") -> list[Obj]:
+def slice_pods(replica: str, index: int, n: int = 4, phase: str = "Running") -> list[JSON]:
     return [pod(PodSlot("tpu", index, replica, h), phase, f"{replica}-{h}") for h in range(n)]
 
 

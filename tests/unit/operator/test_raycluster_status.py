@@ -14,9 +14,9 @@ from ray_operator.raycluster.status import (
     get_condition,
     status_changed,
 )
+from rayside.objects import JSON
 from rayside.quantity import quantity_or_zero
 
-Obj = dict[str, Any]
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:01:00Z"
 
@@ -38,7 +38,7 @@ def cluster(replicas: int = 2, **spec: Any) -> RayCluster:
     return RayCluster.model_validate(body)
 
 
-def pod(node_type: str, *, phase: str = "Running", ready: str | None = "True", name: str = "p") -> Obj:
+def pod(node_type: str, *, phase: str = "Running", ready: str | None = "True", name: str = "p") -> JSON:
     conditions = [] if ready is None else [{"type": "Ready", "status": ready}]
     return {
         "metadata": {"name": name, "labels": {"ray.io/node-type": node_type}},
@@ -55,7 +55,7 @@ SERVICE = {
 }
 
 
-def status(rc: RayCluster, pods: list[Obj], old: Obj | None = None, **kw: Any) -> Obj:
+def status(rc: RayCluster, pods: list[JSON], old: JSON | None = None, **kw: Any) -> JSON:
     return compute_status(
         rc,
         old,

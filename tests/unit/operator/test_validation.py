@@ -1,4 +1,4 @@
-"""validation.py reproduces KubeRay's controller-side checks and messages (operator-spec §2.2, §4.2, §7)."""
+"""validation.py reproduces KubeRay's controller-side checks and messages."""
 
 from __future__ import annotations
 
