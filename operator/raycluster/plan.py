@@ -1,4 +1,4 @@
-"""Pure planning for one RayCluster pass: what to create and delete (operator-spec §2.2-§2.11).
+"""Pure planning for one RayCluster pass: what to create and delete.
 
 `plan_cluster()` looks at the cluster, the Pods and children the cache shows, the desired children the
 builders produced and the expectation state, and returns a `Plan`: an ordered list of actions, the
@@ -273,7 +273,7 @@ def _plan_multi_host(
     plan: Plan,
     budget: Budget,
 ) -> bool:
-    """Replicas of numOfHosts Pods are created and deleted whole (operator-spec §2.8.5)."""
+    """Replicas of numOfHosts Pods are created and deleted whole."""
     name, n = group.group_name, hosts(group)
     replicas: dict[str, list[JSON]] = {}
     for pod in pods:

@@ -1,4 +1,4 @@
-"""RayCluster status and conditions, computed as pure functions (operator-spec §1.3, §2.11, §2.12).
+"""RayCluster status and conditions, computed as pure functions.
 
 `compute_status()` takes the cluster, the Pods and head Service the cache shows, the suspend phase the
 planner chose and the outcome of the pass, and returns the new `.status` as a wire dict. `status_changed()`

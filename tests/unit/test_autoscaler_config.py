@@ -199,7 +199,7 @@ def test_golden_table_covers_every_kind() -> None:
 
 
 def test_scenario_values_spelled_out() -> None:
-    """§10 scenarios 1-3 as literal values, so a shared mistake with the reference would still show."""
+    """The first three acceptance scenarios as literal values: a mistake shared with Ray would still show."""
     cfg = derive_autoscaling_config(_with_crd_defaults(VARIANTS["scenario-1-top-level-wins"]))
     assert cfg["available_node_types"]["both"] == {
         "min_workers": 0,

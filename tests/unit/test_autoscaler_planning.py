@@ -1,4 +1,4 @@
-"""Scale planning (autoscaler_provider.planning) for the acceptance scenarios of the autoscaler spec (§10),
+"""Scale planning (autoscaler_provider.planning) for the acceptance scenarios,
 as a table of (RayCluster, pods, request) → exact JSON patch, errors and skips.
 
 Rows list the writes; every patch also carries, before each written group's writes, `test` ops on that
