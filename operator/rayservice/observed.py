@@ -108,6 +108,7 @@ class ApplyServeConfig:
     cluster: str
     config: JSON
     raw: str
+    capacity: bool = False  # a target_capacity step: the status of the pass depends on it
 
 
 @dataclass(frozen=True)

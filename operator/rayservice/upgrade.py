@@ -135,7 +135,7 @@ def step_capacity(ctx: Ctx, service: RayService, s: Serving, view: ClusterView, 
             raw = cached.raw if cached is not None else (service.spec.serve_config_v2 or "")
             config = yaml.safe_load(raw) if raw.strip() else {}
             config = {**(config if isinstance(config, dict) else {}), "target_capacity": goal}
-            ctx.actions.append(ApplyServeConfig(view.name, config, raw))
+            ctx.actions.append(ApplyServeConfig(view.name, config, raw, capacity=True))
             ctx.detail(ACTIVE if role == "active" else PENDING)["targetCapacity"] = goal
             message = f"{role} cluster {view.name}: target_capacity {goal}"
             ctx.actions.append(RecordEvent("Normal", "UpdatedServeTargetCapacity", message))
