@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray_operator import constants as c
-from ray_operator.raycluster.assembly import spec_or_meta_changed
+from ray_operator.raycluster.assembly import RayClusterOperator, spec_or_meta_changed
 from ray_operator.rayservice.applier import Endpoint
 from ray_operator.rayservice.dashboard import ServeClient
 from ray_operator.rayservice.reconciler import RayServiceReconciler
@@ -80,13 +80,22 @@ def build_rayservice_controller(
     serve: ServeClient | None = None,
     endpoint: Endpoint | None = None,
     environ: Mapping[str, str] | None = None,
+    shared: Mapping[str, list[ClusterInformer]] | None = None,
 ) -> RayServiceController:
-    """The RayService controller's informers, queue, reconciler and controller (not started)."""
+    """The RayService controller's informers, queue, reconciler and controller (not started).
+
+    `shared` may hold informers of another controller to read instead of starting new ones (keys
+    `rayclusters`, `services`, `pods`; Pods must keep labels and status); `informers` of the result are
+    only those created here."""
     queue = WorkQueue()
+    shared = shared or {}
     rayservices = _informers(client, settings, RAYSERVICES)
-    clusters = _informers(client, settings, RAYCLUSTERS, label_selector=c.LABEL_ORIGINATED_FROM_CR_NAME)
-    services = _informers(client, settings, SERVICES)
-    pods = _informers(client, settings, PODS, label_selector=c.LABEL_SERVE)
+    clusters = shared.get("rayclusters") or _informers(
+        client, settings, RAYCLUSTERS, label_selector=c.LABEL_ORIGINATED_FROM_CR_NAME
+    )
+    services = shared.get("services") or _informers(client, settings, SERVICES)
+    pods = shared.get("pods") or _informers(client, settings, PODS, label_selector=c.LABEL_SERVE)
+    own = [i for i in (*clusters, *services, *pods) if not any(i in v for v in shared.values())]
 
     def on_rayservice(old: JSON | None, new: JSON | None) -> None:
         if spec_or_meta_changed(old, new):
@@ -116,7 +125,24 @@ def build_rayservice_controller(
     controller = Controller(
         name="rayservice", queue=queue, reconcile=reconciler.reconcile, workers=settings.reconcile_concurrency
     )
-    informers: list[Informer] = [*rayservices, *clusters, *services, *pods]
+    informers: list[Informer] = [*rayservices, *own]
     return RayServiceController(
         informers=informers, controller=controller, reconciler=reconciler, queue=queue
     )
+
+
+def attach_to(
+    operator: RayClusterOperator, client: KubeClient, settings: OperatorSettings, **kw: Any
+) -> RayServiceController:
+    """Build the RayService controller on the RayCluster operator's manager, sharing its RayCluster,
+    Service and Pod caches (one watch each), and register it there; `kw` as for
+    `build_rayservice_controller`."""
+    shared: dict[str, list[ClusterInformer]] = {}
+    for informer in operator.manager.informers:
+        kind = informer.path.rsplit("/", 1)[-1]
+        if kind in ("rayclusters", "services", "pods") and isinstance(informer, ClusterInformer):
+            shared.setdefault(kind, []).append(informer)
+    parts = build_rayservice_controller(client, settings, shared=shared, **kw)
+    operator.manager.informers += parts.informers
+    operator.manager.controllers.append(parts.controller)
+    return parts

@@ -198,11 +198,11 @@ def _finish_rollback(ctx: Ctx, s: Serving) -> None:
     head_ready = s.pending is not None and s.pending.head_ready
     if not inc.rollback_done(levels(ctx), pending_head_ready=head_ready):
         return
-    timed_out = cond.reason_of(ctx.status, ROLLBACK_IN_PROGRESS) == UPGRADE_TIMEOUT
+    rolled = cond.get_condition(ctx.status, ROLLBACK_IN_PROGRESS) or {}
     ctx.status[PENDING] = {}
     cond.remove_condition(ctx.status, ROLLBACK_IN_PROGRESS)
-    if timed_out:
-        _give_up_condition(ctx)
+    if rolled.get("reason") == UPGRADE_TIMEOUT:
+        _give_up_condition(ctx, str(rolled.get("message") or "The upgrade timed out"))
     else:
         message = "Rollback complete, active Ray cluster exists and no pending Ray cluster"
         cond.set_condition(
@@ -210,11 +210,9 @@ def _finish_rollback(ctx: Ctx, s: Serving) -> None:
         )
 
 
-def _give_up_condition(ctx: Ctx) -> None:
-    message = (
-        f"The upgrade did not finish within {annotations_of(ctx.o.obj).get(ANN_UPGRADE_TIMEOUT)}; "
-        f"still serving from RayCluster {ctx.active_name}. Change the spec to try again."
-    )
+def _give_up_condition(ctx: Ctx, why: str) -> None:
+    """UpgradeInProgress=False/UpgradeTimeout, frozen at this generation (not retried until it moves)."""
+    message = f"{why}. Change the spec to try again."
     cond.set_condition(ctx.status, UPGRADE_IN_PROGRESS, "False", UPGRADE_TIMEOUT, message, now=ctx.o.now)
     for item in ctx.status.get("conditions") or []:
         if item.get("type") == UPGRADE_IN_PROGRESS:
@@ -244,7 +242,7 @@ def _upgrade_deadline(ctx: Ctx, s: Serving) -> None:
         cond.set_condition(ctx.status, ROLLBACK_IN_PROGRESS, "True", UPGRADE_TIMEOUT, message, now=ctx.o.now)
         return
     ctx.status[PENDING] = {}
-    _give_up_condition(ctx)
+    _give_up_condition(ctx, message)
 
 
 def should_prepare(ctx: Ctx, service: RayService, s: Serving, pending_serving: bool) -> bool:

@@ -21,7 +21,7 @@ from localkube.cluster import LocalKube
 from localkube.testing import running
 from ray_operator.cli import _client, install_crds
 from ray_operator.raycluster.assembly import RayClusterOperator, build_operator
-from ray_operator.rayservice.assembly import RayServiceController, build_rayservice_controller
+from ray_operator.rayservice.assembly import RayServiceController, attach_to
 from ray_operator.rayservice.gatewaycrds import install_gateway_crds
 from ray_operator.rayservice.reconciler import SecretTokens
 from ray_operator.settings import load_settings
@@ -44,6 +44,7 @@ class Dashboards:
     def __init__(self, tokens: SecretTokens) -> None:
         self._tokens = tokens
         self.by_cluster: dict[str, StubDashboard] = {}
+        self.deploy_polls = 1  # for dashboards created from now on: GETs answering DEPLOYING
         self._lock = threading.Lock()
 
     def endpoint(self, namespace: str, cluster: JSON) -> tuple[str, str | None]:
@@ -52,7 +53,8 @@ class Dashboards:
         with self._lock:
             stub = self.by_cluster.get(name)
             if stub is None:
-                stub = self.by_cluster[name] = StubDashboard(token=token).start()
+                stub = StubDashboard(token=token, serve_deploy_polls=self.deploy_polls).start()
+                self.by_cluster[name] = stub
         return f"http://{stub.address}", token
 
     def stop(self) -> None:
@@ -68,11 +70,9 @@ class Operators:
         kube_client = _client(str(lk.kubeconfig), None)
         self.dashboards = Dashboards(SecretTokens(kube_client, cluster_domain="cluster.local"))
         self.clusters: RayClusterOperator = build_operator(kube_client, settings)
-        self.services: RayServiceController = build_rayservice_controller(
-            kube_client, settings, endpoint=self.dashboards.endpoint, environ={}
+        self.services: RayServiceController = attach_to(
+            self.clusters, kube_client, settings, endpoint=self.dashboards.endpoint, environ={}
         )
-        self.clusters.manager.informers += self.services.informers
-        self.clusters.manager.controllers.append(self.services.controller)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.clusters.run, args=(self._stop,), daemon=True)
 
@@ -331,3 +331,27 @@ def test_incremental_upgrade_moves_route_weights_in_steps(api: Api, ops: Operato
         assert api.condition("UpgradeInProgress")[:2] == ("False", "NoPendingCluster")
     finally:
         gateway.stop()
+
+
+def test_upgrade_that_never_gets_ready_ends_at_the_deadline_on_the_old_cluster(
+    api: Api, ops: Operators
+) -> None:
+    body = rayservice()
+    body["metadata"]["annotations"] = {"rayside.io/upgrade-timeout": "3s"}
+    api.create(body)
+    first = wait_for(lambda: api.ready() and api.active(), what="Ready with an active cluster")
+    ops.dashboards.deploy_polls = 10**9  # the next cluster's app never leaves DEPLOYING
+    spec = api.get()["spec"]["rayClusterConfig"]
+    spec["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] = "rayproject/ray:2.53.0"
+    api.patch({"spec": {"rayClusterConfig": spec}})
+    pending = wait_for(api.pending, what="a pending cluster")
+    state = wait_for(
+        lambda: (s := api.condition("UpgradeInProgress"))[1] == "UpgradeTimeout" and s, what="UpgradeTimeout"
+    )
+    assert state[0] == "False" and pending in state[2] and first in state[2]
+    assert api.active() == first and api.pending() == "" and api.ready()
+    assert api.selects("svc-serve-svc") == first
+    assert any(pending in m and "app=DEPLOYING" in m for m in api.events("RayServiceUpgradeTimeout"))
+    wait_for(lambda: api.clusters() == [first], what="the abandoned cluster deleted")
+    ops.passes_after(6)  # the same spec is not tried again
+    assert api.pending() == "" and api.clusters() == [first]
