@@ -495,3 +495,44 @@ def test_deleting_rayservice_deletes_clusters_now_then_drops_the_finalizer() -> 
 def test_hash_is_self_consistent_with_the_builder() -> None:
     spec = RayClusterSpec.model_validate(rayservice()["spec"]["rayClusterConfig"])
     assert spec_hash(spec) == spec_hash(spec.model_copy())
+
+
+def test_initializing_timeout_is_terminal() -> None:
+    world = World(rayservice())  # no cluster ever gets RUNNING apps
+    world.obj["metadata"]["annotations"] = {"ray.io/initializing-timeout": "30s"}
+    world.step()
+    world.step(2)
+    assert world.condition("Ready") == ("False", "Initializing")
+    world.step(30)
+    assert world.condition("Ready") == ("False", "InitializingTimeout")
+    assert (
+        world.name("pending") == ""
+        and [e.reason for e in world.events][-1] == "RayServiceInitializingTimeout"
+    )
+    assert world.step(2).requeue == 2.0  # the cluster is scheduled for deletion
+    world.step(61)  # and deleted after the delay; nothing new is prepared
+    d = world.step(2)
+    assert not world.clusters and world.name("pending") == "" and d.requeue is None
+
+
+def test_incremental_upgrade_deadline_rolls_back_then_stops() -> None:
+    world = incremental_world()
+    world.obj["metadata"]["annotations"] = {"rayside.io/upgrade-timeout": "60"}
+    world.obj["spec"]["rayClusterConfig"]["rayVersion"] = "2.53.0"
+    world.obj["metadata"]["generation"] = 2
+    world.serve_ready.discard("svc-new1")  # never RUNNING: traffic never moves to it
+    for _ in range(4):
+        world.step(11)
+    assert world.condition("UpgradeInProgress")[0] == "True"
+    assert world.status["pendingServiceStatus"]["trafficRoutedPercent"] == 0
+    world.step(60)
+    assert world.condition("RollbackInProgress") == ("True", "UpgradeTimeout")
+    for _ in range(10):
+        world.step(11)
+        if world.condition("RollbackInProgress") == ("", ""):
+            break
+    assert world.condition("UpgradeInProgress")[:2] == ("False", "UpgradeTimeout")
+    assert world.name("active") == "svc-new0" and world.name("pending") == ""
+    assert world.status["activeServiceStatus"]["targetCapacity"] == 100
+    world.step(11)
+    assert world.name("pending") == ""  # not retried for this generation
