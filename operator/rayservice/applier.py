@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from ray_operator import constants as c
 from ray_operator.rayservice.dashboard import DashboardError, ServeClient
 from ray_operator.rayservice.observed import (
     FINALIZER,
@@ -29,12 +30,14 @@ from ray_operator.rayservice.observed import (
     RecordEvent,
     ReplaceObject,
     SetFinalizer,
+    SetServeLabel,
     UpdateCluster,
 )
 from ray_operator.runtime.events import EventRecorder
 from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound
 from rayside.objects import (
     JSON,
+    PODS,
     RAYCLUSTERS,
     RAYSERVICES,
     annotations_of,
@@ -183,6 +186,9 @@ class Applier:
                 self._client.delete(resource.path(ns, action.name), BACKGROUND)
         elif isinstance(action, SetFinalizer):
             self._set_finalizer(obj, action.present)
+        elif isinstance(action, SetServeLabel):
+            body = {"metadata": {"labels": {c.LABEL_SERVE: action.value}}}
+            self._client.patch(PODS.path(ns, action.pod), body)
 
     def _update_cluster(self, ns: str, action: UpdateCluster) -> None:
         live = self._cluster(ns, action.name)
@@ -223,4 +229,6 @@ def _describe(action: Action) -> tuple[str, str, str]:
         return str(action.obj.get("kind")), "Update", name_of(action.obj)
     if isinstance(action, DeleteObject):
         return action.kind, "Delete", action.name
+    if isinstance(action, SetServeLabel):
+        return "HeadPodServeLabel", "Update", action.pod
     return "", "Patch", "finalizer"

@@ -10,7 +10,7 @@ when a RayCluster or Service it owns changes; everything else is picked up by th
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from ray_operator import constants as c
 from ray_operator.raycluster.assembly import RayClusterOperator, spec_or_meta_changed
 from ray_operator.rayservice.applier import Endpoint
 from ray_operator.rayservice.dashboard import ServeClient
-from ray_operator.rayservice.reconciler import RayServiceReconciler
+from ray_operator.rayservice.reconciler import RayServiceReconciler, proxy_healthy
 from ray_operator.runtime.cache import ClusterInformer, ClusterInformerGroup
 from ray_operator.runtime.events import EventRecorder
 from ray_operator.settings import OperatorSettings
@@ -80,6 +80,7 @@ def build_rayservice_controller(
     serve: ServeClient | None = None,
     endpoint: Endpoint | None = None,
     environ: Mapping[str, str] | None = None,
+    proxy_health: Callable[[str, int], bool] | None = None,
     shared: Mapping[str, list[ClusterInformer]] | None = None,
 ) -> RayServiceController:
     """The RayService controller's informers, queue, reconciler and controller (not started).
@@ -121,6 +122,7 @@ def build_rayservice_controller(
         serve=serve,
         endpoint=endpoint,
         zero_downtime_env=zero_downtime_from(os.environ if environ is None else environ),
+        proxy_health=proxy_health or proxy_healthy,
     )
     controller = Controller(
         name="rayservice", queue=queue, reconcile=reconciler.reconcile, workers=settings.reconcile_concurrency

@@ -63,6 +63,15 @@ class CachedConfig:
 
 
 @dataclass(frozen=True)
+class HeadPod:
+    """A cluster's head Pod: its `ray.io/serve` label and whether its Serve proxy answers `/-/healthz`."""
+
+    name: str
+    serve_label: str | None
+    proxy_healthy: bool
+
+
+@dataclass(frozen=True)
 class Observed:
     obj: JSON  # the RayService as cached
     service: RayService | None  # parsed; None with `problem` set when the spec does not parse
@@ -79,6 +88,7 @@ class Observed:
     settings: BuildSettings
     new_name: str  # a fresh `<rs>-xxxxx` the pass may use for a new pending cluster
     zero_downtime_env: bool = True  # ENABLE_ZERO_DOWNTIME
+    heads: Mapping[str, HeadPod] = field(default_factory=dict)  # by cluster (active and pending)
 
 
 # -- actions ------------------------------------------------------------------------------------------------
@@ -133,6 +143,14 @@ class DeleteObject:
 
 
 @dataclass(frozen=True)
+class SetServeLabel:
+    """Label the head Pod `ray.io/serve=<value>` (its proxy joins or leaves the serve Service)."""
+
+    pod: str
+    value: str
+
+
+@dataclass(frozen=True)
 class SetFinalizer:
     present: bool
 
@@ -153,6 +171,7 @@ Action = (
     | ReplaceObject
     | DeleteObject
     | SetFinalizer
+    | SetServeLabel
     | RecordEvent
 )
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
+import requests
 from pydantic import ValidationError
 
 from ray_operator import constants as c
@@ -35,6 +36,7 @@ from ray_operator.rayservice.observed import (
     ANN_INITIALIZING_TIMEOUT,
     ANN_UPGRADE_TIMEOUT,
     ClusterView,
+    HeadPod,
     Observed,
     ServeView,
 )
@@ -76,13 +78,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def dashboard_port(cluster: JSON) -> int:
+def head_port(cluster: JSON, name: str, default: int) -> int:
+    """The head container port called `name` (e.g. `dashboard`, `serve`), else `default`."""
     template = ((cluster.get("spec") or {}).get("headGroupSpec") or {}).get("template") or {}
     for container in (template.get("spec") or {}).get("containers") or []:
         for port in container.get("ports") or []:
-            if port.get("name") == "dashboard" and port.get("containerPort"):
+            if port.get("name") == name and port.get("containerPort"):
                 return int(port["containerPort"])
-    return c.DEFAULT_DASHBOARD_PORT
+    return default
+
+
+def dashboard_port(cluster: JSON) -> int:
+    return head_port(cluster, "dashboard", c.DEFAULT_DASHBOARD_PORT)
+
+
+def proxy_healthy(pod_ip: str, port: int) -> bool:
+    """Whether the Serve proxy on a head Pod answers `GET /-/healthz` with 200 (2 s timeout)."""
+    try:
+        return requests.get(f"http://{pod_ip}:{port}/-/healthz", timeout=2.0).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 class SecretTokens:
@@ -180,6 +195,7 @@ class RayServiceReconciler:
         clock: Callable[[], datetime] = utcnow,
         new_name: Callable[[], str] = rand5,
         zero_downtime_env: bool = True,
+        proxy_health: Callable[[str, int], bool] = proxy_healthy,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -193,6 +209,7 @@ class RayServiceReconciler:
         self._now = clock
         self._new_name = new_name
         self._zero_downtime = zero_downtime_env
+        self._proxy_health = proxy_health
         self._serve_cache = ServeCache()
         self._delete_at: dict[str, dict[str, datetime]] = {}
         self._lock = threading.Lock()
@@ -324,6 +341,26 @@ class RayServiceReconciler:
             )
         return counts
 
+    def _heads(self, obj: JSON, clusters: Mapping[str, ClusterView]) -> dict[str, HeadPod]:
+        """Head Pods of the active and pending clusters, with their proxy health (probed when Running)."""
+        ns = str(obj["metadata"].get("namespace") or "")
+        status = obj.get("status") or {}
+        heads: dict[str, HeadPod] = {}
+        for side in ("activeServiceStatus", "pendingServiceStatus"):
+            cluster = clusters.get(str((status.get(side) or {}).get("rayClusterName") or ""))
+            if cluster is None:
+                continue
+            for pod in self._pods.by_cluster(ns, cluster.name):
+                if labels_of(pod).get(c.LABEL_NODE_TYPE) != c.NODE_TYPE_HEAD or is_deleting(pod):
+                    continue
+                pod_status = pod.get("status") or {}
+                ip = pod_status.get("podIP")
+                running = pod_status.get("phase") == "Running" and bool(ip)
+                port = head_port(cluster.obj, "serve", c.DEFAULT_SERVE_PORT)
+                healthy = running and self._proxy_health(str(ip), port)
+                heads[cluster.name] = HeadPod(name_of(pod), labels_of(pod).get(c.LABEL_SERVE), healthy)
+        return heads
+
     def _observe(self, key: str, obj: JSON) -> Observed:
         ns = str(obj["metadata"].get("namespace") or "")
         service, problem = self._parse(obj)
@@ -350,6 +387,7 @@ class RayServiceReconciler:
             settings=self._settings.build,
             new_name=f"{name_of(obj)}-{self._new_name()}",
             zero_downtime_env=self._zero_downtime,
+            heads=self._heads(obj, clusters) if problem is None else {},
         )
 
 

@@ -28,6 +28,7 @@ from ray_operator.rayservice.observed import (
     CreateObject,
     RecordEvent,
     ReplaceObject,
+    SetServeLabel,
     UpdateCluster,
 )
 from ray_operator.rayservice.passctx import Ctx
@@ -108,6 +109,18 @@ def _reconcile_clusters(ctx: Ctx, service: RayService, s: Serving) -> None:
         if view is not None and _should_update(ctx, service, view, active=active, goal=s.goal_hash):
             goal = build.rayservice_cluster(service, name=view.name, settings=o.settings)
             ctx.actions.append(UpdateCluster(view.name, goal))
+
+
+def _head_labels(ctx: Ctx, service: RayService, s: Serving) -> None:
+    """The head Pod serves (`ray.io/serve=true`) while its proxy is healthy, unless excluded."""
+    for view in (s.active, s.pending):
+        head = ctx.o.heads.get(view.name) if view is not None else None
+        if head is None:
+            continue
+        healthy = head.proxy_healthy and not service.spec.exclude_head_pod_from_serve_svc
+        want = "true" if healthy else "false"
+        if head.serve_label != want:
+            ctx.actions.append(SetServeLabel(head.name, want))
 
 
 def _serve_config(service: RayService) -> tuple[JSON | None, str | None]:
@@ -295,6 +308,7 @@ def run(ctx: Ctx, service: RayService) -> None:
     _reconcile_clusters(ctx, service, s)
     if s.incremental and cond.is_true(ctx.status, UPGRADE_IN_PROGRESS):
         upgrade.decide_rollback(ctx, s)
+    _head_labels(ctx, service, s)
     _serve(ctx, service, s)
     if s.incremental:
         _gateway(ctx, service, s)

@@ -71,7 +71,12 @@ class Operators:
         self.dashboards = Dashboards(SecretTokens(kube_client, cluster_domain="cluster.local"))
         self.clusters: RayClusterOperator = build_operator(kube_client, settings)
         self.services: RayServiceController = attach_to(
-            self.clusters, kube_client, settings, endpoint=self.dashboards.endpoint, environ={}
+            self.clusters,
+            kube_client,
+            settings,
+            endpoint=self.dashboards.endpoint,
+            environ={},
+            proxy_health=lambda ip, port: True,  # simulated Pods have no proxy; the stub's apps decide
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.clusters.run, args=(self._stop,), daemon=True)
@@ -248,6 +253,14 @@ def test_create_serve_in_place_autoscaler_edits_and_blue_green_upgrade(api: Api,
     assert status["activeServiceStatus"]["applicationStatuses"]["app"]["status"] == "RUNNING"
     assert api.condition("UpgradeInProgress")[:2] == ("False", "NoPendingCluster")
     assert api.events("CreatedRayCluster") and api.events("UpdatedServeApplications")
+    head = api.core.list_namespaced_pod(NS, label_selector=f"ray.io/cluster={first},ray.io/node-type=head")
+    wait_for(
+        lambda: (
+            api.core.read_namespaced_pod(head.items[0].metadata.name, NS).metadata.labels["ray.io/serve"]
+            == "true"
+        ),
+        what="the head Pod serving (healthy proxy)",
+    )
     stub = ops.dashboards.by_cluster[first]
     assert stub.serve_puts == 1 and all(r.headers.get("x-ray-authorization") for r in stub.recorded)
 

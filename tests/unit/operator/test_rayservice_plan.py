@@ -536,3 +536,21 @@ def test_incremental_upgrade_deadline_rolls_back_then_stops() -> None:
     assert world.status["activeServiceStatus"]["targetCapacity"] == 100
     world.step(11)
     assert world.name("pending") == ""  # not retried for this generation
+
+
+@pytest.mark.parametrize(
+    ("healthy", "exclude", "label", "expected"),
+    [(True, False, "false", "true"), (False, False, "true", "false"), (True, True, "true", "false")],
+)
+def test_head_pod_serves_while_its_proxy_is_healthy(
+    healthy: bool, exclude: bool, label: str, expected: str
+) -> None:
+    from ray_operator.rayservice.observed import HeadPod, SetServeLabel
+
+    world = ready_world(excludeHeadPodFromServeSvc=exclude)
+    o = replace(world.observed(), heads={"svc-new0": HeadPod("svc-new0-head-x", label, healthy)})
+    assert [a for a in decide(o).actions if isinstance(a, SetServeLabel)] == [
+        SetServeLabel("svc-new0-head-x", expected)
+    ]
+    o = replace(o, heads={"svc-new0": HeadPod("svc-new0-head-x", expected, healthy)})
+    assert not [a for a in decide(o).actions if isinstance(a, SetServeLabel)]
