@@ -250,16 +250,11 @@ def should_prepare(ctx: Ctx, service: RayService, s: Serving, pending_serving: b
 
     if pending_serving or cond.is_true(ctx.status, ROLLBACK_IN_PROGRESS) or _timed_out_generation(ctx):
         return False
-    if not ctx.active_name and not ctx.pending_name:
-        return True
-    if ctx.pending_name:
-        compare = ctx.o.clusters.get(ctx.pending_name)
-        if compare is None:
-            return False  # being created
-    else:
-        compare = ctx.o.clusters.get(ctx.active_name)
-        if compare is None:
-            return False
+    if ctx.pending_name and ctx.pending_name not in ctx.o.clusters:
+        return False  # being created this pass, from the current spec
+    compare = ctx.o.clusters.get(ctx.pending_name) or ctx.o.clusters.get(ctx.active_name)
+    if compare is None:
+        return True  # no cluster at all: a new RayService, or its cluster was deleted behind our back
     if hash_matches(service, compare, s.goal_hash):
         return False
     return zero_downtime(service, ctx.o)
@@ -303,7 +298,8 @@ def _conditions(ctx: Ctx, endpoints: int) -> None:
         message = "Number of serve endpoints is greater than 0"
         cond.set_condition(status, READY, "True", "NonZeroServeEndpoints", message, now=o.now)
     elif ready.get("status") == "True":
-        cond.set_condition(status, READY, "False", "ZeroServeEndpoints", "No serve endpoints", now=o.now)
+        message = "Number of serve endpoints dropped to 0"
+        cond.set_condition(status, READY, "False", "ZeroServeEndpoints", message, now=o.now)
     elif ready.get("reason") == "Initializing":
         _initializing_deadline(ctx, ready)
     upgrading = cond.get_condition(status, UPGRADE_IN_PROGRESS) or {}

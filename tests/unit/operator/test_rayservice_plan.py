@@ -554,3 +554,13 @@ def test_head_pod_serves_while_its_proxy_is_healthy(
     ]
     o = replace(o, heads={"svc-new0": HeadPod("svc-new0-head-x", expected, healthy)})
     assert not [a for a in decide(o).actions if isinstance(a, SetServeLabel)]
+
+
+def test_active_cluster_deleted_behind_our_back_gets_a_replacement() -> None:
+    world = ready_world()
+    world.clusters.clear()
+    world.step(2)
+    assert world.name("pending") == "svc-new1" and world.name("active") == "svc-new0"
+    world.run_until_ready()
+    world.step(2)
+    assert world.name("active") == "svc-new1" and world.selects("svc-serve-svc") == "svc-new1"
