@@ -368,3 +368,25 @@ def test_upgrade_that_never_gets_ready_ends_at_the_deadline_on_the_old_cluster(
     wait_for(lambda: api.clusters() == [first], what="the abandoned cluster deleted")
     ops.passes_after(6)  # the same spec is not tried again
     assert api.pending() == "" and api.clusters() == [first]
+
+
+def test_suspend_deletes_everything_and_resume_starts_a_new_cluster(api: Api, ops: Operators) -> None:
+    api.create(rayservice())
+    first = wait_for(lambda: api.ready() and api.active(), what="Ready with an active cluster")
+    api.patch({"spec": {"suspend": True}})
+    wait_for(lambda: api.condition("Suspended")[:2] == ("True", "SuspendComplete"), what="Suspended")
+    assert api.clusters() == [] and api.condition("Ready")[:2] == ("False", "SuspendComplete")
+    services = {s.metadata.name for s in api.core.list_namespaced_service(NS).items}
+    assert not {"svc-head-svc", "svc-serve-svc"} & services
+    api.patch({"spec": {"suspend": False}})
+    second = wait_for(lambda: api.ready() and api.active(), timeout=90, what="Ready again")
+    assert second != first and api.condition("Suspended")[:2] == ("False", "RayServiceResumed")
+
+
+def test_invalid_name_is_reported_without_a_cluster(api: Api, ops: Operators) -> None:
+    name = "s" * 48
+    api.create(rayservice(name))
+    state = wait_for(lambda: (s := api.condition("Ready", name))[1] == "ValidationFailed" and s)
+    assert "no more than 47 characters" in state[2]
+    assert any(name in m for m in api.events("InvalidRayServiceMetadata"))
+    assert api.clusters() == []
