@@ -410,6 +410,7 @@ def test_incremental_upgrade_moves_capacity_and_traffic_in_steps() -> None:
     assert pending_traffic == sorted(pending_traffic) and {25, 50, 75} <= set(pending_traffic)
     active_tc = [s[0] for s in seen]
     assert active_tc == sorted(active_tc, reverse=True) and 50 in active_tc
+    assert max(s[0] + s[1] for s in seen) == 150  # capacity never exceeds 100% + maxSurgePercent
     world.step(2)  # the Services follow the promotion on the next pass
     assert world.selects("svc-head-svc") == "svc-new1"
     world.step(61)
