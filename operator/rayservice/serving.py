@@ -123,6 +123,11 @@ def _head_labels(ctx: Ctx, service: RayService, s: Serving) -> None:
             ctx.actions.append(SetServeLabel(head.name, want))
 
 
+def refused_for_good(put_error: str | None) -> bool:
+    """Serve refused this very config as invalid (HTTP 4xx): PUT it again only once the spec changes."""
+    return bool(put_error) and str(put_error).startswith("HTTP 4")
+
+
 def _serve_config(service: RayService) -> tuple[JSON | None, str | None]:
     """The parsed `serveConfigV2` (None when empty) or a one-line parse error."""
     raw = service.spec.serve_config_v2 or ""
@@ -155,7 +160,12 @@ def _serve_one(ctx: Ctx, service: RayService, s: Serving, view: ClusterView, rol
     cached = o.cached.get(view.name)
     if error is not None:
         s.serve_problem = ("InvalidServeConfig", error)
-    elif not frozen and config is not None and (cached is None or not apps or cached.raw != raw):
+    elif (
+        not frozen
+        and config is not None
+        and (cached is None or not apps or cached.raw != raw)
+        and not refused_for_good(seen.put_error)
+    ):
         side = "activeServiceStatus" if role == "active" else "pendingServiceStatus"
         capacity = ctx.detail(side).get("targetCapacity") if s.incremental else None
         if capacity is not None:

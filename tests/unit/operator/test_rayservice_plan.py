@@ -345,11 +345,14 @@ def test_upgrade_that_never_gets_ready_ends_at_the_deadline_and_keeps_the_old_cl
 # -- Serve errors ------------------------------------------------------------------------------------------
 def test_rejected_serve_config_sets_a_condition_and_recovers_without_a_new_cluster() -> None:
     world = ready_world()
-    world.put_errors["svc-new0"] = "Invalid config: applications.0.import_path: field required"
+    world.put_errors["svc-new0"] = "HTTP 400: Invalid config: applications.0.import_path: field required"
     world.obj["spec"]["serveConfigV2"] = "applications:\n- name: app\n"
     world.step(2)
     world.step(2)
     assert world.condition("ServeConfigApplied") == ("False", "ServeConfigRejected")
+    puts = len(world.puts)
+    world.step(2)
+    assert len(world.puts) == puts  # a refused config is not PUT again until the spec changes
     message = next(c["message"] for c in world.status["conditions"] if c["type"] == "ServeConfigApplied")
     assert "import_path: field required" in message
     del world.put_errors["svc-new0"]
