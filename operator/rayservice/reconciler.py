@@ -240,6 +240,10 @@ class RayServiceReconciler:
             self._serve_cache.forget(key)
             self._delete_at.pop(key, None)
             return None
+        managed_by = (obj.get("spec") or {}).get("managedBy")
+        if managed_by and managed_by != c.MANAGED_BY_KUBERAY:
+            log.debug("rayservice %s is managed by %s; skipping", key, managed_by)
+            return None  # not even observed: no dashboard or Gateway requests for it
         observed = self._observe(key, obj)
         decision = decide(observed)
         applied = self.applier.apply(obj, decision.actions)
