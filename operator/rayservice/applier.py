@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,16 +73,20 @@ class ServeCache:
     def __init__(self, size: int = SERVE_CACHE_SIZE) -> None:
         self._items: OrderedDict[str, ServeMemory] = OrderedDict()
         self._size = size
+        self._lock = threading.Lock()  # workers reconcile different RayServices at once
 
     def get(self, key: str) -> ServeMemory:
-        memory = self._items.pop(key, None) or ServeMemory()
-        self._items[key] = memory
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return memory
+        """The memory of one RayService (only its own pass, never two at once, touches it)."""
+        with self._lock:
+            memory = self._items.pop(key, None) or ServeMemory()
+            self._items[key] = memory
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+            return memory
 
     def forget(self, key: str) -> None:
-        self._items.pop(key, None)
+        with self._lock:
+            self._items.pop(key, None)
 
     def keep_only(self, key: str, clusters: set[str]) -> None:
         memory = self.get(key)
