@@ -124,8 +124,9 @@ def _head_labels(ctx: Ctx, service: RayService, s: Serving) -> None:
 
 
 def refused_for_good(put_error: str | None) -> bool:
-    """Serve refused this very config as invalid (HTTP 4xx): PUT it again only once the spec changes."""
-    return bool(put_error) and str(put_error).startswith("HTTP 4")
+    """Serve refused this very config as invalid (HTTP 400): PUT it again only once the spec changes.
+    Other answers (401/403 token trouble, 404 while the dashboard starts, 5xx) are retried every pass."""
+    return bool(put_error) and str(put_error).startswith("HTTP 400")
 
 
 def _serve_config(service: RayService) -> tuple[JSON | None, str | None]:

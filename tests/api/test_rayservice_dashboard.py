@@ -50,3 +50,20 @@ def test_errors_carry_serves_answer_and_never_the_token(stub: StubDashboard) -> 
     with pytest.raises(DashboardError) as gone:
         HttpServeClient().get_applications(url, TOKEN)  # a new connection: nobody listens any more
     assert str(gone.value).startswith("dashboard unreachable") and TOKEN not in str(gone.value)
+
+
+def test_gateway_crds_are_created_once_and_never_replaced() -> None:
+    from localkube.testing import running
+    from ray_operator.rayservice.gatewaycrds import install_gateway_crds
+    from rayside.objects import CRDS
+
+    with running() as server:
+        kube = server.kube_client()
+        assert sorted(install_gateway_crds(kube)) == [
+            "gateways.gateway.networking.k8s.io",
+            "httproutes.gateway.networking.k8s.io",
+        ]
+        path = CRDS.path(name="httproutes.gateway.networking.k8s.io")
+        before = kube.get(path)["metadata"]["resourceVersion"]
+        assert install_gateway_crds(kube) == []
+        assert kube.get(path)["metadata"]["resourceVersion"] == before
