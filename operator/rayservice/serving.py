@@ -156,6 +156,9 @@ def _serve_one(ctx: Ctx, service: RayService, s: Serving, view: ClusterView, rol
     frozen = s.incremental and (
         (role == "active" and upgrading and not rollback) or (role == "pending" and rollback)
     )
+    # after an upgrade timed out the old cluster keeps its old config too (the new one may need the new
+    # cluster); a new generation tries again
+    frozen = frozen or (role == "active" and upgrade.timed_out_generation(ctx))
     raw = service.spec.serve_config_v2 or ""
     config, error = _serve_config(service)
     cached = o.cached.get(view.name)

@@ -72,7 +72,7 @@ def levels(ctx: Ctx) -> inc.Levels:
     )
 
 
-def _timed_out_generation(ctx: Ctx) -> bool:
+def timed_out_generation(ctx: Ctx) -> bool:
     """An upgrade of this very generation already ran out of time: do not try it again."""
     item = cond.get_condition(ctx.status, UPGRADE_IN_PROGRESS)
     return (
@@ -248,7 +248,7 @@ def _upgrade_deadline(ctx: Ctx, s: Serving) -> None:
 def should_prepare(ctx: Ctx, service: RayService, s: Serving, pending_serving: bool) -> bool:
     from ray_operator.rayservice.serving import hash_matches
 
-    if pending_serving or cond.is_true(ctx.status, ROLLBACK_IN_PROGRESS) or _timed_out_generation(ctx):
+    if pending_serving or cond.is_true(ctx.status, ROLLBACK_IN_PROGRESS) or timed_out_generation(ctx):
         return False
     if ctx.pending_name and ctx.pending_name not in ctx.o.clusters:
         return False  # being created this pass, from the current spec
@@ -309,7 +309,7 @@ def _conditions(ctx: Ctx, endpoints: int) -> None:
             status, UPGRADE_IN_PROGRESS, "True", "BothActivePendingClustersExist", message, now=o.now
         )
     elif ctx.active_name:
-        if upgrading.get("reason") != UPGRADE_TIMEOUT or not _timed_out_generation(ctx):
+        if upgrading.get("reason") != UPGRADE_TIMEOUT or not timed_out_generation(ctx):
             message = "Active Ray cluster exists and no pending Ray cluster"
             cond.set_condition(status, UPGRADE_IN_PROGRESS, "False", "NoPendingCluster", message, now=o.now)
     elif upgrading.get("reason") not in ("Initializing", "InitializingTimeout"):

@@ -322,6 +322,7 @@ def test_upgrade_that_never_gets_ready_ends_at_the_deadline_and_keeps_the_old_cl
     world = ready_world()
     world.obj["metadata"]["annotations"] = {"rayside.io/upgrade-timeout": "5m"}
     world.obj["spec"]["rayClusterConfig"]["rayVersion"] = "2.53.0"
+    world.obj["spec"]["serveConfigV2"] = CONFIG + "# needs 2.53\n"
     world.obj["metadata"]["generation"] = 2
     world.serve_ready.discard("svc-new1")  # its app stays DEPLOYING
     for _ in range(3):
@@ -333,9 +334,10 @@ def test_upgrade_that_never_gets_ready_ends_at_the_deadline_and_keeps_the_old_cl
     assert world.selects("svc-serve-svc") == "svc-new0" and world.condition("Ready")[0] == "True"
     timeouts = [e for e in world.events if e.reason == "RayServiceUpgradeTimeout"]
     assert len(timeouts) == 1 and "svc-new1" in timeouts[0].message and "app=DEPLOYING" in timeouts[0].message
-    for _ in range(3):  # the same spec is not tried again
+    for _ in range(3):  # the same spec is not tried again, and the old cluster keeps its old config
         world.step(2)
     assert world.name("pending") == "" and world.condition("UpgradeInProgress")[1] == "UpgradeTimeout"
+    assert world.cached["svc-new0"].raw == CONFIG
     world.obj["spec"]["rayClusterConfig"]["rayVersion"] = "2.54.0"  # a new spec tries again
     world.obj["metadata"]["generation"] = 3
     world.step(2)
