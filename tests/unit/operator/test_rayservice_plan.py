@@ -570,3 +570,22 @@ def test_active_cluster_deleted_behind_our_back_gets_a_replacement() -> None:
     world.run_until_ready()
     world.step(2)
     assert world.name("active") == "svc-new1" and world.selects("svc-serve-svc") == "svc-new1"
+
+
+@pytest.mark.parametrize(("strategy", "new_cluster"), [(None, False), ({"type": "NewCluster"}, True)])
+def test_enable_zero_downtime_false_only_matters_without_a_strategy(
+    strategy: JSON | None, new_cluster: bool
+) -> None:
+    world = ready_world(**({"upgradeStrategy": strategy} if strategy else {}))
+    world.obj["spec"]["rayClusterConfig"]["rayVersion"] = "2.53.0"
+    d = decide(replace(world.observed(), zero_downtime_env=False))
+    pending = ((d.status or world.status).get("pendingServiceStatus") or {}).get("rayClusterName")
+    assert bool(pending) is new_cluster
+
+
+def test_incremental_needs_its_gate() -> None:
+    world = ready_world(upgradeStrategy=INCREMENTAL)
+    world.gates = FeatureGates.parse("RayServiceIncrementalUpgrade=false")
+    world.obj["spec"]["rayClusterConfig"]["rayVersion"] = "2.53.0"
+    world.step(2)
+    assert world.name("pending") == ""  # behaves like None (validation also reports the missing gate)
