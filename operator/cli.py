@@ -29,6 +29,7 @@ from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound, r
 
 if TYPE_CHECKING:
     from ray_operator.raycluster.assembly import RayClusterOperator
+    from ray_operator.rayservice.assembly import RayServiceController
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("ray_operator")
@@ -136,6 +137,7 @@ def run_operator(settings: OperatorSettings, stop: threading.Event) -> int:
     if settings.install_crds:
         install_crds(client)
     operator = build_operator(client, settings)
+    rayservices = _attach_rayservice_controller(operator, client, settings)
     monitor = health.ApiServerMonitor(client).start(stop)
     endpoints = serve_endpoints(settings, operator, monitor)
     try:
@@ -150,8 +152,23 @@ def run_operator(settings: OperatorSettings, stop: threading.Event) -> int:
         code = operator.run(stop)
     finally:
         endpoints.close()
+        rayservices.reconciler.close()
     log.info("operator stopped; kube requests: %s", json.dumps(client.stats, sort_keys=True))
     return code
+
+
+def _attach_rayservice_controller(
+    operator: RayClusterOperator, client: KubeClient, settings: OperatorSettings
+) -> RayServiceController:
+    """The RayService controller on the same manager (sharing its caches); with --install-crds and the
+    RayServiceIncrementalUpgrade gate on, also the minimal Gateway API CRDs when the cluster has none."""
+    from ray_operator.features import RAY_SERVICE_INCREMENTAL_UPGRADE
+    from ray_operator.rayservice.assembly import attach_to
+    from ray_operator.rayservice.gatewaycrds import install_gateway_crds
+
+    if settings.install_crds and settings.gates.enabled(RAY_SERVICE_INCREMENTAL_UPGRADE):
+        install_gateway_crds(client)
+    return attach_to(operator, client, settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

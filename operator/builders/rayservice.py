@@ -147,3 +147,21 @@ def http_route(service: RayService, backends: Sequence[tuple[str, int]]) -> JSON
             "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": refs}],
         },
     }
+
+
+def cluster_serve_service(service: RayService, cluster: JSON) -> JSON:
+    """`<cluster>-serve-svc` of an incremental upgrade: owned by the RayCluster (collected with it), created
+    once and never updated; selects that cluster's serve-ready Pods."""
+    cluster_name = str((cluster.get("metadata") or {}).get("name", ""))
+    built = rayservice_serve_service(
+        service, cluster_name=cluster_name, name=names.serve_service_name(cluster_name)
+    )
+    built["metadata"]["labels"] = {
+        c.LABEL_ORIGINATED_FROM_CR_NAME: cluster_name,
+        c.LABEL_ORIGINATED_FROM_CRD: c.KIND_RAYSERVICE,
+        c.LABEL_SERVE: f"{cluster_name}-serve",
+    }
+    built["metadata"]["ownerReferences"] = [
+        owner_reference(cluster.get("metadata") or {}, kind=c.KIND_RAYCLUSTER)
+    ]
+    return built

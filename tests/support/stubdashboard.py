@@ -1,9 +1,15 @@
-"""A recording stand-in for the Ray dashboard's job API (the submitter's wire-format scenarios).
+"""A recording stand-in for the Ray dashboard's job API (the submitter's wire-format scenarios) and its Serve
+API (`GET`/`PUT /api/serve/applications/`, for the RayService controller's tests).
 
 It answers `GET /api/version`, `POST /api/jobs/` (200 `{"job_id", "submission_id"}`), `GET /api/jobs/<id>`
 (a SUCCEEDED JobDetails once submitted, else 404) and the log-tail WebSocket (sends `hi\\n`, then closes
 with 1000). Every request is recorded with its method, path, headers and body so a test can check the wire
 format the submitter produces. Used only where a real head cannot show the bytes on the wire.
+
+Serve: a PUT config is checked like Serve's schema check (a list `applications`, each with `import_path`;
+else 400 with the reason); its apps answer DEPLOYING for `serve_deploy_polls` GETs, then RUNNING, except
+apps whose import_path starts with `missing` (DEPLOY_FAILED, with an import error). With `token` set,
+Serve requests without `x-ray-authorization: Bearer <token>` get 401.
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ class StubDashboard:
     log_text: str = "hi\n"
     recorded: list[Recorded] = field(default_factory=list)
     submitted: set[str] = field(default_factory=set)
+    token: str | None = None
+    serve_deploy_polls: int = 1
+    serve_config: dict[str, Any] | None = None
+    serve_puts: int = 0
+    _serve_polls: int = 0
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -55,6 +66,26 @@ class StubDashboard:
             "message": "Job finished successfully.",
             "entrypoint": "python x.py",
         }
+
+    def serve_applications(self) -> dict[str, Any]:
+        """The `applications` map Serve would answer now (each GET moves deploying apps on)."""
+        if self.serve_config is None:
+            return {}
+        self._serve_polls += 1
+        apps: dict[str, Any] = {}
+        for app in self.serve_config.get("applications") or []:
+            name, path = str(app.get("name") or ""), str(app.get("import_path") or "")
+            if path.startswith("missing"):
+                status, message = (
+                    "DEPLOY_FAILED",
+                    f"ModuleNotFoundError: No module named '{path.split(':', maxsplit=1)[0]}'",
+                )
+            elif self._serve_polls <= self.serve_deploy_polls:
+                status, message = "DEPLOYING", ""
+            else:
+                status, message = "RUNNING", ""
+            apps[name] = {"name": name, "status": status, "message": message, "deployments": {}}
+        return apps
 
     def stop(self) -> None:
         if self._server is not None:
@@ -98,8 +129,39 @@ class _Handler(BaseHTTPRequestHandler):
         self.stub.submitted.add(sid)
         self._json(200, {"job_id": sid, "submission_id": sid})
 
+    def _serve_denied(self) -> bool:
+        if self.stub.token and self.headers.get("x-ray-authorization") != f"Bearer {self.stub.token}":
+            self._json(401, {"error": "Unauthorized"})
+            return True
+        return False
+
+    def do_PUT(self) -> None:
+        body = self._record()
+        if self.path != "/api/serve/applications/":
+            self._json(404, {})
+            return
+        if self._serve_denied():
+            return
+        config = json.loads(body or b"{}")
+        apps = config.get("applications") if isinstance(config, dict) else None
+        if not isinstance(apps, list):
+            self._json(400, {"error": "Invalid config: field `applications` is required and must be a list"})
+            return
+        for i, app in enumerate(apps):
+            if not isinstance(app, dict) or not app.get("import_path"):
+                self._json(400, {"error": f"Invalid config: applications.{i}.import_path: field required"})
+                return
+        self.stub.serve_config = config
+        self.stub.serve_puts += 1
+        self.stub._serve_polls = 0
+        self._json(200, {})
+
     def do_GET(self) -> None:
         self._record()
+        if self.path.startswith("/api/serve/applications/"):
+            if not self._serve_denied():
+                self._json(200, {"applications": self.stub.serve_applications()})
+            return
         parts = self.path.strip("/").split("/")
         if self.path == "/api/version":
             self._json(200, {"version": "4", "ray_version": "2.60.0"})
