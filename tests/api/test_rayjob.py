@@ -425,3 +425,15 @@ def test_validation_failed_then_recovers(api: Api, stub: JobsStub, operator: Ope
     api.patch({"spec": {"rayClusterSpec": {"rayVersion": "2.52.0"}}})
     running_job(api)
     assert "ValidationPassed" in api.reasons()
+
+
+def test_deleting_a_running_rayjob_stops_its_ray_job(
+    api: Api, stub: JobsStub, operator: OperatorThread
+) -> None:
+    api.create(rayjob())
+    status = running_job(api)
+    assert "ray.io/rayjob-finalizer" in api.get()["metadata"]["finalizers"]
+    api.crs.delete_namespaced_custom_object("ray.io", "v1", NS, "rayjobs", "job")
+    wait_for(lambda: not api.exists(), what="RayJob gone once its finalizer is removed")
+    assert (stub.get(status["jobId"]) or {}).get("status") == "STOPPED"  # stopped before the RayJob went
+    wait_for(lambda: api.cluster(status["rayClusterName"]) is None, what="cluster garbage-collected")
