@@ -128,6 +128,15 @@ class Env:
         )
         return out.stdout + out.stderr
 
+    def sidecar_logs(self) -> str:
+        """The `ray-job-submitter` container log of the (first) head Pod, or ""."""
+        heads = self.core.list_namespaced_pod(NS, label_selector="ray.io/node-type=head").items
+        if not heads:
+            return ""
+        return str(
+            self.core.read_namespaced_pod_log(heads[0].metadata.name, NS, container="ray-job-submitter")
+        )
+
     def dump(self, name: str) -> None:
         print("status:", {k: v for k, v in self.status(name).items() if k != "rayClusterStatus"})
         for pod in self.core.list_namespaced_pod(NS).items:
@@ -137,7 +146,9 @@ class Env:
                 print(self.kubectl_logs(f"pod/{pod.metadata.name}")[-2000:])
 
 
-def test_k8s_job_mode_and_selected_cluster_jobs_on_real_ray(lk: LocalKube) -> None:
+@pytest.fixture
+def env(lk: LocalKube) -> Iterator[tuple[Env, Any]]:
+    """The operator (in-process thread) on `lk`, its dashboard client resolving Services to head Pod IPs."""
     env = Env(lk)
     settings = load_settings(
         ["--kubeconfig", str(lk.kubeconfig), "--rayjob-requeue-seconds", "1"], environ={}
@@ -148,33 +159,54 @@ def test_k8s_job_mode_and_selected_cluster_jobs_on_real_ray(lk: LocalKube) -> No
     thread = threading.Thread(target=operator.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        env.create(rayjob("ok", f"python -c \"print('{MARKER}')\"", rayClusterSpec=cluster_spec()))
-        done = env.finished("ok")
-        assert (done["jobDeploymentStatus"], done["jobStatus"]) == ("Complete", "SUCCEEDED"), done
-        logs = env.kubectl_logs("job/ok")
-        assert MARKER in logs and f"Job '{done['jobId']}' succeeded" in logs, logs
-        cluster = done["rayClusterName"]
-
-        selected = {"clusterSelector": {"ray.io/cluster": cluster}}
-        failing = "python -c \"import sys; print('about to fail'); sys.exit(3)\""
-        env.create(rayjob("bad", failing, **selected))
-        failed = env.finished("bad")
-        assert (failed["jobDeploymentStatus"], failed["jobStatus"], failed["reason"]) == (
-            "Failed",
-            "FAILED",
-            "AppFailed",
-        ), failed
-        assert "exit code 3" in failed["message"], failed
-
-        env.create(
-            rayjob("http", f"python -c \"print('{MARKER}-http')\"", submissionMode="HTTPMode", **selected)
-        )
-        http = env.finished("http")
-        assert (http["jobDeploymentStatus"], http["jobStatus"]) == ("Complete", "SUCCEEDED"), http
-        assert operator.rayjob is not None and operator.rayjob.reconciler.applier.submissions == 1
+        yield env, operator
     finally:
         stop.set()
         thread.join(60)
         for pod in env.core.list_namespaced_pod(NS).items:
             env.core.delete_namespaced_pod(pod.metadata.name, NS, grace_period_seconds=5)
         wait_for(lambda: not env.core.list_namespaced_pod(NS).items, 90, "pods gone")
+
+
+def test_k8s_job_mode_and_selected_cluster_jobs_on_real_ray(env: tuple[Env, Any]) -> None:
+    api, operator = env
+    api.create(rayjob("ok", f"python -c \"print('{MARKER}')\"", rayClusterSpec=cluster_spec()))
+    done = api.finished("ok")
+    assert (done["jobDeploymentStatus"], done["jobStatus"]) == ("Complete", "SUCCEEDED"), done
+    logs = api.kubectl_logs("job/ok")
+    assert MARKER in logs and f"Job '{done['jobId']}' succeeded" in logs, logs
+    cluster = done["rayClusterName"]
+
+    selected = {"clusterSelector": {"ray.io/cluster": cluster}}
+    failing = "python -c \"import sys; print('about to fail'); sys.exit(3)\""
+    api.create(rayjob("bad", failing, **selected))
+    failed = api.finished("bad")
+    assert (failed["jobDeploymentStatus"], failed["jobStatus"], failed["reason"]) == (
+        "Failed",
+        "FAILED",
+        "AppFailed",
+    ), failed
+    assert "exit code 3" in failed["message"], failed
+
+    api.create(rayjob("http", f"python -c \"print('{MARKER}-http')\"", submissionMode="HTTPMode", **selected))
+    http = api.finished("http")
+    assert (http["jobDeploymentStatus"], http["jobStatus"]) == ("Complete", "SUCCEEDED"), http
+    assert operator.rayjob is not None and operator.rayjob.reconciler.applier.submissions == 1
+
+
+def test_sidecar_mode_on_real_ray(env: tuple[Env, Any]) -> None:
+    api, _ = env
+    body = rayjob(
+        "side",
+        f"python -c \"print('{MARKER}-sidecar')\"",
+        submissionMode="SidecarMode",
+        rayClusterSpec=cluster_spec(),
+        shutdownAfterJobFinishes=True,
+        ttlSecondsAfterFinished=0,
+    )
+    api.create(body)
+
+    logs = wait_for(lambda: MARKER in (text := api.sidecar_logs()) and text, 300, "the sidecar's log")
+    done = api.finished("side")
+    assert (done["jobDeploymentStatus"], done["jobStatus"]) == ("Complete", "SUCCEEDED"), done
+    assert f"{MARKER}-sidecar" in logs
