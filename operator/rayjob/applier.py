@@ -69,8 +69,12 @@ class JobPass:
     obj: JSON
     job: RayJob
     views: Views
-    token: Callable[[], str | None]
-    """The Ray token of the RayJob's cluster (read lazily; never logged)."""
+    token_of: Callable[[JobPass], str | None]
+    """Reads the Ray token of the pass's cluster (`status.rayClusterName`); never logged."""
+
+    def token(self) -> str | None:
+        """The Ray token of the RayJob's cluster, or None (read lazily, only when the dashboard is asked)."""
+        return self.token_of(self)
 
     @property
     def namespace(self) -> str:
@@ -87,6 +91,10 @@ class JobPass:
     @property
     def dashboard_url(self) -> str:
         return str((self.obj.get("status") or {}).get("dashboardURL") or "")
+
+    @property
+    def cluster_name(self) -> str:
+        return str((self.obj.get("status") or {}).get("rayClusterName") or "")
 
     def owned(self, obj: JSON | None) -> JSON | None:
         """`obj` if this RayJob controls it, else None."""
@@ -210,8 +218,7 @@ class RayJobApplier:
         scheduler = schedulers.scheduler_of(ctx.job, self._settings)
         if scheduler is None:
             return
-        name = str((ctx.obj.get("status") or {}).get("rayClusterName") or "")
-        raw = ctx.owned(ctx.cluster(name)) if name else None
+        raw = ctx.owned(ctx.cluster(ctx.cluster_name)) if ctx.cluster_name else None
         live = RayCluster.model_validate(raw) if raw is not None else None
         for obj in scheduler.objects_on_completion(ctx.job, live):
             path = path_of(obj)
@@ -229,7 +236,7 @@ class RayJobApplier:
             )
 
     def _create_submitter(self, ctx: JobPass, action: act.CreateSubmitterJob) -> None:
-        name = str((ctx.obj.get("status") or {}).get("rayClusterName") or "")
+        name = ctx.cluster_name
         raw = ctx.cluster(name)
         if raw is None:
             raise NotFound(404, "NotFound", f"RayCluster {ctx.namespace}/{name} is not in the cache yet")

@@ -138,18 +138,15 @@ class RayJobReconciler:
         if managed_by and managed_by != c.MANAGED_BY_KUBERAY:
             return None  # e.g. MultiKueue: another controller owns this RayJob
         status = read_status(obj.get("status"))
-        problem: str | None
+        if is_deleting(obj):
+            self._finalize(self._bare_pass(obj), status)
+            return None
         try:
             job = RayJob.model_validate(obj)
         except ValidationError as exc:
             return self._unparseable(obj, status, _first_error(exc))
-        problem = validate_rayjob(job, self._build)
-        ctx = JobPass(obj=obj, job=job, views=self.views, token=lambda: None)
-        ctx = replace(ctx, token=lambda: self._token(ctx, status.cluster_name))
-        if is_deleting(obj):
-            self._finalize(ctx, status)
-            return None
-        observed = self._observe(ctx, job, status, problem)
+        ctx = JobPass(obj=obj, job=job, views=self.views, token_of=self._token)
+        observed = self._observe(ctx, job, status, validate_rayjob(job, self._build))
         decision = next_state(observed, self._gates)
         try:
             ctx = self._write_status(ctx, decision.status)
@@ -158,14 +155,18 @@ class RayJobReconciler:
             log.debug("rayjob %s: pass failed: %s", ctx.key, exc)
             return RETRY_SECONDS
 
+    def _bare_pass(self, obj: JSON) -> JobPass:
+        """A pass over a RayJob whose spec is not read (deletion, unreadable spec): events, status, stop."""
+        job = RayJob.model_construct(metadata=obj.get("metadata") or {})
+        return JobPass(obj=obj, job=job, views=self.views, token_of=self._token)
+
     def _unparseable(self, obj: JSON, status: Status, problem: str) -> float | None:
-        """A spec the model cannot read: decide with a minimal Spec (only New-like states act on it)."""
-        spec = Spec(name=str(obj["metadata"]["name"]), namespace=str(obj["metadata"].get("namespace") or ""))
-        if status.deployment not in (
-            DeploymentStatus.NEW,
-            DeploymentStatus.SUSPENDED,
-            DeploymentStatus.VALIDATION_FAILED,
-        ):
+        """A spec the model cannot read: only a RayJob with nothing running is moved to ValidationFailed
+        (events and status only); an attempt under way continues until the spec reads again."""
+        meta = obj.get("metadata") or {}
+        spec = Spec(name=str(meta.get("name")), namespace=str(meta.get("namespace") or "default"))
+        idle = (DeploymentStatus.NEW, DeploymentStatus.SUSPENDED, DeploymentStatus.VALIDATION_FAILED)
+        if status.deployment not in idle:
             return self._timeouts.requeue
         observed = Observed(
             spec=spec,
@@ -175,11 +176,9 @@ class RayJobReconciler:
             validation_error=problem,
         )
         decision = next_state(observed, self._gates)
-        job = RayJob.model_construct(metadata=obj["metadata"])
-        ctx = JobPass(obj=obj, job=job, views=self.views, token=lambda: None)
         kept = [a for a in decision.actions if isinstance(a, RecordEvent | RequeueAfter)]
         try:
-            ctx = self._write_status(ctx, decision.status)
+            ctx = self._write_status(self._bare_pass(obj), decision.status)
             return self.applier.apply(ctx, kept)
         except (ActionFailed, KubeError):
             return RETRY_SECONDS
@@ -237,9 +236,9 @@ class RayJobReconciler:
             pass
         return cluster_view(cluster_obj, head_pod=head, dashboard_url=url, restart_disabled=restart_disabled)
 
-    def _token(self, ctx: JobPass, cluster_name: str) -> str | None:
+    def _token(self, ctx: JobPass) -> str | None:
         """The Ray token of the RayJob's cluster (None without token auth). Never logged."""
-        raw = ctx.cluster(cluster_name) if cluster_name else None
+        raw = ctx.cluster(ctx.cluster_name) if ctx.cluster_name else None
         if raw is None:
             return None
         try:
