@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -176,6 +177,7 @@ def operator(lk: LocalKube, stub: JobsStub) -> Iterator[OperatorThread]:
 
 class Api:
     def __init__(self, lk: LocalKube) -> None:
+        self.kubeconfig = lk.kubeconfig
         api_client = lk.api_client()
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
@@ -219,6 +221,18 @@ class Api:
 
     def reasons(self) -> set[str]:
         return {e.reason for e in self.core.list_namespaced_event(NS).items}
+
+
+def kubectl(api: Api, *args: str) -> str:
+    """`kubectl` against the test's localkube (its stdout)."""
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", str(api.kubeconfig), "-n", NS, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout
 
 
 @pytest.fixture
@@ -300,6 +314,11 @@ def test_k8s_job_mode_submitter_and_completion(api: Api, stub: JobsStub, operato
     )
     assert done["jobStatus"] == "SUCCEEDED" and done["succeeded"] == 1 and done["endTime"]
     assert api.batch.read_namespaced_job("job", NS).status.succeeded == 1
+    table = kubectl(api, "get", "rayjob", "job")  # the CRD's printer columns, as KubeRay's
+    header, row = table.splitlines()[:2]
+    columns = "NAME JOB STATUS DEPLOYMENT STATUS RAY CLUSTER NAME START TIME END TIME AGE"
+    assert header.split() == columns.split()
+    assert row.split()[:4] == ["job", "SUCCEEDED", "Complete", cluster]
     wait_for(lambda: api.cluster(cluster) is None, what="cluster deleted after the job (TTL 0)")
     assert api.exists()  # shutdownAfterJobFinishes deletes the cluster, not the RayJob
     assert {"CreatedRayCluster", "CreatedJob", "Completed", "DeletedRayCluster"} <= api.reasons()
