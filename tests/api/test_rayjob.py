@@ -337,8 +337,8 @@ def test_failed_ray_job_fails_with_its_message(api: Api, stub: JobsStub, operato
 def test_deletion_rules_run_in_ttl_order(api: Api, stub: JobsStub, operator: OperatorThread) -> None:
     rules = [
         {"policy": "DeleteWorkers", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 0}},
-        {"policy": "DeleteCluster", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 3}},
-        {"policy": "DeleteSelf", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 6}},
+        {"policy": "DeleteCluster", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 5}},
+        {"policy": "DeleteSelf", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 8}},
     ]
     api.create(rayjob(deletionStrategy={"deletionRules": rules}))
     status = running_job(api)
@@ -351,6 +351,14 @@ def test_deletion_rules_run_in_ttl_order(api: Api, stub: JobsStub, operator: Ope
         what="worker groups suspended (DeleteWorkers)",
     )
     assert api.deployment() == "Complete" and api.cluster(cluster) is not None  # head kept for debugging
+
+    def node_types() -> list[str]:
+        pods = api.core.list_namespaced_pod(NS, label_selector=f"ray.io/cluster={cluster}").items
+        return sorted(
+            p.metadata.labels["ray.io/node-type"] for p in pods if not p.metadata.deletion_timestamp
+        )
+
+    wait_for(lambda: node_types() == ["head"], what="worker Pods deleted, head kept")
     wait_for(lambda: api.cluster(cluster) is None, what="cluster deleted (DeleteCluster)")
     assert api.exists()
     wait_for(lambda: not api.exists(), what="RayJob deleted (DeleteSelf)")
