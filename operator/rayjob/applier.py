@@ -268,10 +268,7 @@ class RayJobApplier:
             return
         selector = want["spec"]["selector"]
         if (have.get("spec") or {}).get("selector") != selector and ctx.owned(have) is not None:
-            updated = self._client.patch(
-                SERVICES.path(ctx.namespace, name_of(want)), {"spec": {"selector": selector}}
-            )
-            ctx.views.services.observe(updated)
+            self._client.patch(SERVICES.path(ctx.namespace, name_of(want)), {"spec": {"selector": selector}})
 
     # -- deletions -------------------------------------------------------------------------------------
     def _delete(self, ctx: JobPass, path: str, what: str) -> None:
@@ -305,10 +302,11 @@ class RayJobApplier:
         if len(ops) == 1:
             return
         try:
-            updated = self._client.patch(RAYCLUSTERS.path(ctx.namespace, name), ops, patch_type="json")
+            # not written through to the shared cache: the RayCluster controller must see this change as
+            # a watch event (a cached copy that is already current would swallow it)
+            self._client.patch(RAYCLUSTERS.path(ctx.namespace, name), ops, patch_type="json")
         except (Conflict, Invalid):  # changed meanwhile: the next pass decides again
             return
-        ctx.views.clusters.observe(updated)
         self.event(
             ctx,
             "Normal",
