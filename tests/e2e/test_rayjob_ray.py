@@ -186,7 +186,9 @@ def test_k8s_job_mode_and_selected_cluster_jobs_on_real_ray(env: tuple[Env, Any]
         "FAILED",
         "AppFailed",
     ), failed
-    assert "exit code 3" in failed["message"], failed
+    assert "exit code 3" in failed["message"] and "about to fail" in failed["message"], (
+        failed
+    )  # the driver's output
 
     api.create(rayjob("http", f"python -c \"print('{MARKER}-http')\"", submissionMode="HTTPMode", **selected))
     http = api.finished("http")
