@@ -325,13 +325,32 @@ def test_k8s_job_mode_submitter_and_completion(api: Api, stub: JobsStub, operato
 
 
 def test_failed_ray_job_fails_with_its_message(api: Api, stub: JobsStub, operator: OperatorThread) -> None:
-    api.create(rayjob())
+    api.create(rayjob(shutdownAfterJobFinishes=True, ttlSecondsAfterFinished=4))
     job_id = running_job(api)["jobId"]
     stub.set(job_id, "FAILED", "Job entrypoint command failed with exit code 3")
     done = wait_for(lambda: (s := api.status()).get("jobDeploymentStatus") == "Failed" and s, what="Failed")
     assert done["jobStatus"] == "FAILED" and done["reason"] == "AppFailed" and done["failed"] == 1
     assert done["message"] == "Job entrypoint command failed with exit code 3"
-    assert api.cluster(done["rayClusterName"]) is not None  # no deletion asked for
+    assert api.cluster(done["rayClusterName"]) is not None  # kept for ttlSecondsAfterFinished
+    wait_for(lambda: api.cluster(done["rayClusterName"]) is None, what="cluster deleted after the TTL")
+    assert api.batch.read_namespaced_job("job", NS)  # the submitter Job stays for its logs
+
+
+def test_submitter_that_fails_before_submitting_fails_the_rayjob(
+    api: Api, stub: JobsStub, operator: OperatorThread
+) -> None:
+    stub.known_by_default = False  # the Ray job never appears
+    template = {
+        "metadata": {"annotations": {"localkube.rayside.io/exit-code": "1"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "submitter", "image": "rayside/submitter"}],
+        },
+    }
+    api.create(rayjob(submitterPodTemplate=template, submitterConfig={"backoffLimit": 0}))
+    done = wait_for(lambda: (s := api.status()).get("jobDeploymentStatus") == "Failed" and s, what="Failed")
+    assert done["reason"] == "SubmissionFailed" and done.get("jobStatus") is None
+    assert done["message"].startswith("Job submission has failed. Reason: BackoffLimitExceeded"), done
 
 
 def test_deletion_rules_run_in_ttl_order(api: Api, stub: JobsStub, operator: OperatorThread) -> None:
