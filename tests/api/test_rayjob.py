@@ -483,3 +483,16 @@ def test_deleting_a_running_rayjob_stops_its_ray_job(
     wait_for(lambda: not api.exists(), what="RayJob gone once its finalizer is removed")
     assert (stub.get(status["jobId"]) or {}).get("status") == "STOPPED"  # stopped before the RayJob went
     wait_for(lambda: api.cluster(status["rayClusterName"]) is None, what="cluster garbage-collected")
+
+
+def test_interactive_mode_waits_for_the_job_id(api: Api, stub: JobsStub, operator: OperatorThread) -> None:
+    api.create(rayjob(mode="InteractiveMode"))
+    waiting = wait_for(
+        lambda: (s := api.status()).get("jobDeploymentStatus") == "Waiting" and s, what="Waiting"
+    )
+    assert "jobId" not in waiting and waiting["dashboardURL"]
+    assert api.batch.list_namespaced_job(NS).items == [] and stub.submissions == []
+    api.patch({"spec": {"jobId": "raysubmit_abc"}})
+    assert running_job(api)["jobId"] == "raysubmit_abc"
+    stub.set("raysubmit_abc", "SUCCEEDED")
+    wait_for(lambda: api.deployment() == "Complete", what="Complete")
