@@ -1,4 +1,5 @@
-"""`rayside operator` (run the RayCluster operator) and `rayside get token` (print a cluster's Ray token).
+"""`rayside operator` (run the RayCluster and RayJob controllers) and `rayside get token` (print a
+cluster's Ray token).
 
 Exit codes, both commands: 0 success / graceful stop; 1 runtime failure (API server unreachable, object
 missing, leadership lost, caches never synced, a metrics/probe address that cannot be bound); 2 usage

@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from ray_operator.builders.settings import BATCH_SCHEDULERS, BatchScheduler, BuildSettings
@@ -69,6 +69,11 @@ class OperatorSettings:
     health_probe_address: BindAddress | None = ("", 8082)
     enable_metrics: bool = False  # KubeRay's --enable-metrics: the kuberay_cluster_* metrics
     build: BuildSettings = field(default_factory=BuildSettings)
+    # -- RayJob controller (see docs/operator.md, RayJob) --
+    rayjob_requeue_seconds: float = 3.0  # --rayjob-requeue-seconds: pass period while a RayJob is live
+    rayjob_transition_grace_seconds: float = 300.0  # RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS
+    rayjob_status_check_timeout_seconds: float = 300.0  # RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS
+    delete_rayjob_after_finish: bool = False  # DELETE_RAYJOB_CR_AFTER_JOB_FINISHES
 
     @property
     def gates(self) -> FeatureGates:
@@ -124,7 +129,56 @@ def parser() -> argparse.ArgumentParser:
         help="serve /healthz and /readyz on HOST:PORT (default :8082; 0 disables)",
     )
     p.add_argument("--enable-metrics", action="store_true", help="also export the kuberay_cluster_* metrics")
+    _rayjob_flags(p)
     return p
+
+
+# -- RayJob controller flags and env knobs -------------------------------------------------------------
+DEFAULT_SUBMITTER_IMAGE = "rayside/submitter"
+"""The image `Dockerfile.submitter` builds (`docker build -f Dockerfile.submitter -t rayside/submitter .`)."""
+
+
+def _rayjob_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--submitter-image",
+        default=DEFAULT_SUBMITTER_IMAGE,
+        metavar="IMAGE",
+        help="image of the RayJob submitter (K8sJobMode Job, SidecarMode container) running "
+        f"`python3.11 -m submitter` (default {DEFAULT_SUBMITTER_IMAGE}); empty: KubeRay's `ray job submit` "
+        "script in the Ray head image",
+    )
+    p.add_argument("--rayjob-requeue-seconds", type=float, default=3.0, metavar="S", help=argparse.SUPPRESS)
+
+
+def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"environment {name}={raw!r} must be a number of seconds") from None
+    _positive(f"environment {name}", value)
+    return value
+
+
+def _with_rayjob(
+    settings: OperatorSettings, args: argparse.Namespace, environ: Mapping[str, str]
+) -> OperatorSettings:
+    """`settings` with the RayJob controller's flags and env knobs."""
+    _positive("--rayjob-requeue-seconds", args.rayjob_requeue_seconds)
+    return replace(
+        settings,
+        build=replace(settings.build, submitter_image=args.submitter_image.strip() or None),
+        rayjob_requeue_seconds=args.rayjob_requeue_seconds,
+        rayjob_transition_grace_seconds=_env_seconds(
+            environ, "RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS", 300.0
+        ),
+        rayjob_status_check_timeout_seconds=_env_seconds(
+            environ, "RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS", 300.0
+        ),
+        delete_rayjob_after_finish=_bool_env(environ, "DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", False),
+    )
 
 
 def _bool_env(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -182,7 +236,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         ) from None
     _positive("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV", requeue)
     pod_ns = environ.get("POD_NAMESPACE") or (namespaces[0] if namespaces else "default")
-    return OperatorSettings(
+    settings = OperatorSettings(
         namespaces=namespaces,
         reconcile_concurrency=args.reconcile_concurrency,
         kube_qps=args.kube_qps,
@@ -205,3 +259,4 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         enable_metrics=args.enable_metrics,
         build=_build_settings(args, environ),
     )
+    return _with_rayjob(settings, args, environ)

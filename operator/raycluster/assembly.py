@@ -1,5 +1,6 @@
-"""Wire the RayCluster controller: informers (RayClusters, Pods, Services, Secrets), event handlers that
-queue cluster keys, the reconciler, worker threads and optional leader election.
+"""Wire the operator: the RayCluster controller (informers for RayClusters, Pods, Services, Secrets, event
+handlers that queue cluster keys, the reconciler, worker threads), the RayJob controller on the same client
+and caches (`ray_operator.rayjob.assembly`), one Manager and optional leader election.
 
 RayCluster changes queue the cluster only when generation, labels, annotations or deletion changed (our
 own status writes do not). Pod events queue their cluster after `pod_event_delay`, coalescing bursts
@@ -14,6 +15,8 @@ from typing import Any
 
 from ray_operator import constants as c
 from ray_operator.raycluster.reconciler import RayClusterReconciler
+from ray_operator.rayjob.assembly import RayJobController, Shared, build_rayjob_controller
+from ray_operator.rayjob.dashboard import DashboardClient
 from ray_operator.runtime.cache import ClusterInformer, ClusterInformerGroup, cluster_of
 from ray_operator.runtime.events import EventRecorder
 from ray_operator.runtime.leader import LeaderElector
@@ -70,6 +73,7 @@ class RayClusterOperator:
     reconciler: RayClusterReconciler
     queue: WorkQueue
     client: KubeClient
+    rayjob: RayJobController | None = None
 
     def run(self, stop: threading.Event) -> int:
         self.reconciler.stopping = stop
@@ -77,6 +81,8 @@ class RayClusterOperator:
             return self.manager.run(stop)
         finally:
             self.reconciler.close()
+            if self.rayjob is not None:
+                self.rayjob.close()
 
 
 def _informers(
@@ -86,7 +92,11 @@ def _informers(
     return [ClusterInformer(client, resource.path(ns), **kw) for ns in namespaces]
 
 
-def build_operator(client: KubeClient, settings: OperatorSettings) -> RayClusterOperator:
+def build_operator(
+    client: KubeClient, settings: OperatorSettings, *, dashboard: DashboardClient | None = None
+) -> RayClusterOperator:
+    """Both controllers on `client`; `dashboard` (the RayJob controller's Ray dashboard client) is
+    injectable for tests."""
     queue = WorkQueue()
     clusters = _informers(client, settings, RAYCLUSTERS)
     pods = _informers(client, settings, PODS, label_selector=POD_SELECTOR, transform=slim_pod)
@@ -112,15 +122,22 @@ def build_operator(client: KubeClient, settings: OperatorSettings) -> RayCluster
         informer.add_handler(on_child(settings.pod_event_delay))
     for informer in services + secrets_:
         informer.add_handler(on_child(0.0))
-    reconciler = RayClusterReconciler(
-        client,
-        settings=settings,
+    shared = Shared(
         clusters=ClusterInformerGroup(clusters),
         pods=ClusterInformerGroup(pods),
         services=ClusterInformerGroup(services),
-        secrets_=ClusterInformerGroup(secrets_),
+        secrets=ClusterInformerGroup(secrets_),
+    )
+    reconciler = RayClusterReconciler(
+        client,
+        settings=settings,
+        clusters=shared.clusters,
+        pods=shared.pods,
+        services=shared.services,
+        secrets_=shared.secrets,
         recorder=EventRecorder(client),
     )
+    rayjob = build_rayjob_controller(client, settings, shared, dashboard=dashboard)
     controller = Controller(
         name="raycluster", queue=queue, reconcile=reconciler.reconcile, workers=settings.reconcile_concurrency
     )
@@ -133,6 +150,10 @@ def build_operator(client: KubeClient, settings: OperatorSettings) -> RayCluster
             identity=settings.identity,
         )
     manager = Manager(
-        informers=clusters + pods + services + secrets_, controllers=[controller], leader=leader
+        informers=[*clusters, *pods, *services, *secrets_, *rayjob.informers],
+        controllers=[controller, rayjob.controller],
+        leader=leader,
     )
-    return RayClusterOperator(manager=manager, reconciler=reconciler, queue=queue, client=client)
+    return RayClusterOperator(
+        manager=manager, reconciler=reconciler, queue=queue, client=client, rayjob=rayjob
+    )

@@ -1,5 +1,4 @@
-"""The RayJob controller's decision layer: pure lifecycle (`state`) and post-finish deletion (`deletion`).
-
-Nothing in this package does I/O; a thin reconciler observes the world, calls `next_state`, writes the
-returned status and executes the returned actions in order.
+"""The RayJob controller: pure decisions (`state`, `deletion`, `readers`, `submitter`, `statusbody`) and the
+thin parts that act on them (`reconciler` observes and decides, `applier` writes, `dashboard` talks to Ray,
+`assembly` wires it into the operator process). See docs/rayjob-lifecycle.md and docs/operator.md.
 """

@@ -5,10 +5,10 @@ adds what it lacks for the rayside submitter image (`BuildSettings.submitter_ima
 `--submitter-image`):
 
 * K8sJobMode: `submitter_job` is the builders' Job. With a submitter image and no `submitterPodTemplate`
-  its container runs `rayside submit <flags> -- <entrypoint>` (exit 0 on any terminal status: the
-  operator reads the outcome from the dashboard); a user template and `submitterConfig.backoffLimit` are
-  honoured as in KubeRay.
-* SidecarMode: `sidecar_container` runs `rayside submit --sidecar --fail-on-job-failure` from the
+  its container runs `python3.11 -m submitter <flags> -- <entrypoint>` (exit 0 on any terminal status:
+  the operator reads the outcome from the dashboard); a user template and `submitterConfig.backoffLimit`
+  are honoured as in KubeRay.
+* SidecarMode: `sidecar_container` runs `python3.11 -m submitter --sidecar --fail-on-job-failure` from the
   submitter image against `http://127.0.0.1:<dashboard port>` (it waits for the head itself and exits 1
   on FAILED); without an image it is KubeRay's `ray job submit` script in the head image.
   `rayjob_cluster` builds the owned cluster with that sidecar.
@@ -28,7 +28,10 @@ from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster, RayJob
 from rayside.objects import JSON
 
-RAYSIDE_SUBMIT = ["rayside", "submit"]
+RAYSIDE_SUBMIT = ["python3.11", "-m", "submitter"]
+"""The submitter image has no `rayside` script (only `/usr/bin/python3.11` on `PATH=/usr/bin`, its
+entrypoint being `python3.11 -m submitter`); a command is still given so that a runtime without images (the
+process kubelet) runs the same program from its own `PATH`."""
 SIDECAR_FLAGS = ["--sidecar", "--fail-on-job-failure"]
 
 
@@ -36,9 +39,13 @@ def submitter_job(
     job: RayJob, *, cluster: RayCluster, job_id: str, dashboard_url: str, settings: BuildSettings
 ) -> JSON:
     """The K8sJobMode batch/v1 Job `<rayjob>` (see module docstring)."""
-    return kuberay.submitter_job(
+    obj = kuberay.submitter_job(
         job, cluster=cluster, job_id=job_id, dashboard_url=dashboard_url, settings=settings
     )
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    if settings.submitter_image and container.get("command") == ["rayside", "submit"]:
+        container["command"] = list(RAYSIDE_SUBMIT)
+    return obj
 
 
 def sidecar_container(job: RayJob, *, cluster: RayCluster, job_id: str, settings: BuildSettings) -> JSON:

@@ -80,7 +80,7 @@ def test_k8s_job_mode_golden() -> None:
                             "name": "ray-job-submitter",
                             "image": IMAGE,
                             "resources": RESOURCES,
-                            "command": ["rayside", "submit"],
+                            "command": ["python3.11", "-m", "submitter"],
                             "args": [
                                 "--runtime-env-json",
                                 '{"env_vars":{"counter_name":"test_counter"},"pip":["requests==2.26.0"]}',
@@ -126,7 +126,7 @@ def test_sidecar_golden_token_from_secret_only() -> None:
         "name": "ray-job-submitter",
         "image": IMAGE,
         "resources": RESOURCES,
-        "command": ["rayside", "submit"],
+        "command": ["python3.11", "-m", "submitter"],
         "args": [
             "--sidecar",
             "--fail-on-job-failure",
