@@ -228,11 +228,14 @@ def _custom_resource_and_label_selector(
     alone) stays at 0."""
     rc = crs.get_namespaced_custom_object("ray.io", "v1", NS, "rayclusters", "rc")
     groups = rc["spec"]["workerGroupSpecs"]
-    params = {"object-store-memory": "80000000", "num-cpus": "1"}
-    for name, extra in (("custom", {"resources": {"CPU": "1", "custom_thing": "1"}}), ("picked", {})):
+    memory = {"object-store-memory": "80000000"}
+    for name, extra in (
+        ("custom", {"rayStartParams": memory, "resources": {"CPU": "1", "custom_thing": "1"}}),
+        ("picked", {"rayStartParams": {**memory, "num-cpus": "1"}}),
+    ):
         template = {"spec": {"containers": [container("ray-worker")]}}
         group = {"groupName": name, "replicas": 0, "minReplicas": 0, "maxReplicas": 1}
-        groups.append({**group, "rayStartParams": params, "template": template, **extra})
+        groups.append({**group, "template": template, **extra})
     crs.patch_namespaced_custom_object(
         "ray.io", "v1", NS, "rayclusters", "rc", {"spec": {"workerGroupSpecs": groups}}
     )
