@@ -1,6 +1,6 @@
 """Autoscaler provider benchmark: API requests, bytes and latency per update, rayside's provider against Ray
 2.60's built-in KubeRay provider, over the same cluster states on localkube (https, token auth, simulated
-kubelet).
+kubelet, in a child process).
 
 Both are driven as Ray's v1 autoscaler drives a `BatchingNodeProvider` in one update: `non_terminated_nodes`,
 `safe_to_scale`, then (scenario) `create_node` / `terminate_node`, then `post_process` (which writes).
@@ -20,8 +20,10 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,8 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
-from localkube.cluster import LocalKube  # noqa: E402
-from localkube.testing import running  # noqa: E402
 from ray_operator.cli import install_crds  # noqa: E402
 from rayside.kubeclient import KubeClient  # noqa: E402
 from rayside.objects import JSON, PODS, RAYCLUSTERS  # noqa: E402
@@ -141,32 +141,39 @@ def provider_config(kubeconfig: str | None = None) -> JSON:
     return config
 
 
-def ray_provider(lk: LocalKube, token_dir: Path) -> Any:
+@dataclass(frozen=True)
+class Server:
+    """A localkube child process: its kubeconfig, CA file and token file."""
+
+    kubeconfig: Path
+    ca: Path
+    token: Path
+
+
+def ray_provider(server: Server) -> Any:
     """Ray's KubeRayNodeProvider with in-pod credentials pointing at localkube (set before its import)."""
-    host, port = lk.url.removeprefix("https://").split(":")
     os.environ.update(
-        KUBERNETES_SERVICE_HOST=host,
-        KUBERNETES_SERVICE_PORT_HTTPS=port,
-        RAY_KUBERAY_CA_CERT_PATH=str(lk.state_dir / "pki" / "ca.crt"),
+        KUBERNETES_SERVICE_HOST="127.0.0.1",
+        KUBERNETES_SERVICE_PORT_HTTPS=str(PORT),
+        RAY_KUBERAY_CA_CERT_PATH=str(server.ca),
         RAY_HEAD_POD_NAME=f"{NAME}-head",
     )
     from ray.autoscaler._private.kuberay import node_provider
 
-    (token_dir / "token").write_text(lk.pod_token)
-    node_provider.IN_CLUSTER_TOKEN_PATH = str(token_dir / "token")
+    node_provider.IN_CLUSTER_TOKEN_PATH = str(server.token)
     node_provider.KUBERAY_CA_CERT_PATH = os.environ["RAY_KUBERAY_CA_CERT_PATH"]
     node_provider.RAY_HEAD_POD_NAME = os.environ["RAY_HEAD_POD_NAME"]
     logging.getLogger("ray").setLevel(logging.ERROR)  # Ray logs each list and patch at INFO
     return node_provider.KubeRayNodeProvider(provider_config(), NAME)
 
 
-def rayside_provider(lk: LocalKube) -> Any:
+def rayside_provider(server: Server) -> Any:
     from autoscaler_provider.provider import RaysideNodeProvider
     from autoscaler_provider.scaler import Scaler
 
-    client = KubeClient.from_config(kubeconfig=str(lk.kubeconfig))
+    client = KubeClient.from_config(kubeconfig=str(server.kubeconfig))
     scaler = Scaler(client, NAME, NS, busy_nodes=frozenset)
-    return RaysideNodeProvider(provider_config(str(lk.kubeconfig)), NAME, scaler=scaler)
+    return RaysideNodeProvider(provider_config(str(server.kubeconfig)), NAME, scaler=scaler)
 
 
 def one_update(provider: Any, scenario: str, victim: str) -> None:
@@ -221,20 +228,46 @@ PORT = free_port()
 
 
 @contextlib.contextmanager
-def cluster(workers: int) -> Iterator[LocalKube]:
-    with running(kubelet="simulated", https=True, token="bench-admin-token", port=PORT) as lk:
-        kc = lk.kube_client()
+def localkube(tmp: Path) -> Iterator[Server]:
+    """`python -m localkube` (https, token, simulated kubelet) in a child process, so the server does not
+    share this process's GIL with the providers being measured."""
+    token = tmp / "token"
+    token.write_text("bench-token")  # read as is by Ray: no newline
+    argv = [sys.executable, "-m", "localkube", "--port", str(PORT), "--state-dir", str(tmp / "state")]
+    argv += ["--kubelet", "simulated", "--https", "--token-file", str(token)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=tmp)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("kubeconfig: "):
+                kubeconfig = Path(line.split(": ", 1)[1].strip())
+                yield Server(kubeconfig, tmp / "state" / "pki" / "ca.crt", token)
+                break
+        else:
+            raise SystemExit(f"localkube exited with {proc.wait()} before it was ready")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.contextmanager
+def cluster(workers: int) -> Iterator[Server]:
+    with tempfile.TemporaryDirectory(prefix="autoscaler-bench-") as tmp, localkube(Path(tmp)) as server:
+        kc = KubeClient.from_config(kubeconfig=str(server.kubeconfig), qps=1000, burst=1000)
         install_crds(kc)
         make_cluster(kc, workers)
         wait_running(kc, workers + 1)
-        yield lk
+        yield server
 
 
 def run_size(workers: int, repeat: int, traffic: Traffic) -> dict[tuple[str, str], Result]:
     out: dict[tuple[str, str], Result] = {}
-    with cluster(workers) as lk, tempfile.TemporaryDirectory() as tokens:
-        kc = lk.kube_client()
-        providers = {"ray": ray_provider(lk, Path(tokens)), "rayside": rayside_provider(lk)}
+    with cluster(workers) as server:
+        kc = KubeClient.from_config(kubeconfig=str(server.kubeconfig))
+        providers = {"ray": ray_provider(server), "rayside": rayside_provider(server)}
         for name, provider in providers.items():
             one_update(provider, "idle", "")  # warm up connections and imports
             for scenario in SCENARIOS:
