@@ -19,9 +19,17 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from autoscaler_provider.planning import Cluster, Plan, Request, patch_ops, plan_scale, read_cluster
+from autoscaler_provider.planning import (
+    Cluster,
+    Plan,
+    Request,
+    patch_ops,
+    plan_scale,
+    read_cluster,
+    read_groups,
+)
 from rayside.kubeclient import Conflict, Invalid, KubeClient
-from rayside.objects import JSON, PODS, RAYCLUSTERS
+from rayside.objects import JSON, PODS, RAYCLUSTERS, resource_version_of
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +214,9 @@ class Scaler:
             return
         log.info("%s/%s: scaling %s", self.namespace, self.name, ops[1:])
         updated = self.client.patch(RAYCLUSTERS.path(self.namespace, self.name), ops, "json")
-        pods = snap.pods
-        new = Snapshot(updated, pods, read_cluster(updated, pods))
+        # the pods did not change: only the groups are read again (a full read costs ~10 ms at 1,000 pods)
+        cluster = Cluster(resource_version_of(updated), read_groups(updated), snap.cluster.pods)
+        new = Snapshot(updated, snap.pods, cluster)
         self._latest = new
 
     def _settle(self, pending: _Pending, plan: Plan) -> None:
