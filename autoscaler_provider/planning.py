@@ -32,7 +32,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from rayside.objects import JSON, is_deleting, labels_of, name_of, resource_version_of
+from rayside.objects import JSON, meta_of, resource_version_of
 
 # Pod labels the operator sets (defined here so this package needs nothing from the operator).
 LABEL_CLUSTER = "ray.io/cluster"
@@ -168,11 +168,12 @@ def read_pods(pods: Sequence[JSON]) -> dict[str, Pod]:
     """Live head and worker pods by name (pods being deleted count as gone)."""
     view: dict[str, Pod] = {}
     for pod in pods:
-        labels = labels_of(pod)
+        meta = meta_of(pod)  # once per pod: this loop runs over every pod on every update
+        labels = meta.get("labels") or {}
         kind = labels.get(LABEL_NODE_TYPE)
-        if is_deleting(pod) or kind not in (HEAD, WORKER):
+        if meta.get("deletionTimestamp") or kind not in (HEAD, WORKER):
             continue
-        name = name_of(pod)
+        name = str(meta.get("name") or "")
         slice_id = labels.get(LABEL_REPLICA_NAME) or labels.get(LABEL_GKE_REPLICA_INDEX) or name
         view[name] = Pod(name, labels.get(LABEL_GROUP, ""), kind, is_running(pod), slice_id)
     return view

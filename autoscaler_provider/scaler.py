@@ -110,6 +110,8 @@ class Scaler:
     # -- reads ----------------------------------------------------------------------------------------------
     def refresh(self) -> Snapshot:
         """GET the RayCluster and LIST its pods (exceptions propagate: no read, no decision)."""
+        with self._lock:  # let the previous read's pods go first: two lists alive make each GC pass longer
+            self._latest, self._unused = None, False
         raycluster = self.client.get(RAYCLUSTERS.path(self.namespace, self.name))
         selector = {"labelSelector": f"ray.io/cluster={self.name}"}
         pods, _ = self.client.list_all(PODS.path(self.namespace), selector)
