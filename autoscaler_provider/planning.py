@@ -32,7 +32,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from rayside.objects import JSON, is_deleting, labels_of, name_of, resource_version_of
+from rayside.objects import JSON, meta_of, resource_version_of
 
 # Pod labels the operator sets (defined here so this package needs nothing from the operator).
 LABEL_CLUSTER = "ray.io/cluster"
@@ -136,6 +136,11 @@ def _int(value: object, default: int) -> int:
 
 def read_cluster(raycluster: JSON, pods: Sequence[JSON]) -> Cluster:
     """The planning view of a RayCluster and its pods (pods being deleted count as gone)."""
+    return Cluster(resource_version_of(raycluster), read_groups(raycluster), read_pods(pods))
+
+
+def read_groups(raycluster: JSON) -> tuple[Group, ...]:
+    """The worker groups of a RayCluster as read (after a patch only these are read again)."""
     groups = []
     for index, spec in enumerate((raycluster.get("spec") or {}).get("workerGroupSpecs") or []):
         strategy = spec.get("scaleStrategy")
@@ -156,16 +161,22 @@ def read_cluster(raycluster: JSON, pods: Sequence[JSON]) -> Cluster:
                 read=tuple((k, spec[k]) for k in _BOUNDS if isinstance(spec.get(k), int)),
             )
         )
+    return tuple(groups)
+
+
+def read_pods(pods: Sequence[JSON]) -> dict[str, Pod]:
+    """Live head and worker pods by name (pods being deleted count as gone)."""
     view: dict[str, Pod] = {}
     for pod in pods:
-        labels = labels_of(pod)
+        meta = meta_of(pod)  # once per pod: this loop runs over every pod on every update
+        labels = meta.get("labels") or {}
         kind = labels.get(LABEL_NODE_TYPE)
-        if is_deleting(pod) or kind not in (HEAD, WORKER):
+        if meta.get("deletionTimestamp") or kind not in (HEAD, WORKER):
             continue
-        name = name_of(pod)
+        name = str(meta.get("name") or "")
         slice_id = labels.get(LABEL_REPLICA_NAME) or labels.get(LABEL_GKE_REPLICA_INDEX) or name
         view[name] = Pod(name, labels.get(LABEL_GROUP, ""), kind, is_running(pod), slice_id)
-    return Cluster(resource_version_of(raycluster), tuple(groups), view)
+    return view
 
 
 def is_running(pod: JSON) -> bool:

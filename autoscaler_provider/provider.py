@@ -33,7 +33,7 @@ from autoscaler_provider.config import derive_autoscaling_config
 from autoscaler_provider.planning import HEAD, LABEL_GKE_REPLICA_INDEX, LABEL_GROUP, LABEL_NODE_TYPE, WORKER
 from autoscaler_provider.scaler import ScaleError, Scaler, Snapshot
 from rayside.kubeclient import KubeClient
-from rayside.objects import JSON, is_deleting, labels_of, name_of
+from rayside.objects import JSON, meta_of
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +164,13 @@ def node_data(snap: Snapshot) -> dict[str, NodeData]:
     listed = {n for g in snap.cluster.groups for n in g.to_delete}
     out: dict[str, NodeData] = {}
     for pod in snap.pods:
-        labels = labels_of(pod)
-        name = name_of(pod)
-        if is_deleting(pod) or name in listed or labels.get(LABEL_NODE_TYPE) not in (HEAD, WORKER):
+        meta = meta_of(pod)  # once per pod: this loop runs over every pod on every update
+        labels, name = meta.get("labels") or {}, str(meta.get("name") or "")
+        if (
+            meta.get("deletionTimestamp")
+            or name in listed
+            or labels.get(LABEL_NODE_TYPE) not in (HEAD, WORKER)
+        ):
             continue
         kind = "head" if labels.get(LABEL_NODE_TYPE) == HEAD else "worker"
         status = pod.get("status") or {}

@@ -19,9 +19,17 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from autoscaler_provider.planning import Cluster, Plan, Request, patch_ops, plan_scale, read_cluster
+from autoscaler_provider.planning import (
+    Cluster,
+    Plan,
+    Request,
+    patch_ops,
+    plan_scale,
+    read_cluster,
+    read_groups,
+)
 from rayside.kubeclient import Conflict, Invalid, KubeClient
-from rayside.objects import JSON, PODS, RAYCLUSTERS
+from rayside.objects import JSON, PODS, RAYCLUSTERS, resource_version_of
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,8 @@ class Scaler:
     # -- reads ----------------------------------------------------------------------------------------------
     def refresh(self) -> Snapshot:
         """GET the RayCluster and LIST its pods (exceptions propagate: no read, no decision)."""
+        with self._lock:  # let the previous read's pods go first: two lists alive make each GC pass longer
+            self._latest, self._unused = None, False
         raycluster = self.client.get(RAYCLUSTERS.path(self.namespace, self.name))
         selector = {"labelSelector": f"ray.io/cluster={self.name}"}
         pods, _ = self.client.list_all(PODS.path(self.namespace), selector)
@@ -206,8 +216,9 @@ class Scaler:
             return
         log.info("%s/%s: scaling %s", self.namespace, self.name, ops[1:])
         updated = self.client.patch(RAYCLUSTERS.path(self.namespace, self.name), ops, "json")
-        pods = snap.pods
-        new = Snapshot(updated, pods, read_cluster(updated, pods))
+        # the pods did not change: only the groups are read again (a full read costs ~10 ms at 1,000 pods)
+        cluster = Cluster(resource_version_of(updated), read_groups(updated), snap.cluster.pods)
+        new = Snapshot(updated, snap.pods, cluster)
         self._latest = new
 
     def _settle(self, pending: _Pending, plan: Plan) -> None:

@@ -80,6 +80,7 @@ class LocalKube:
         self._parts: list[Any] = []
         self._stopping = threading.Event()
         self.kubelet_token = new_token()  # the API server presents it to kubelets when proxying pods/log
+        self.pod_token = new_token()  # pods' service account token (accepted whenever tokens are checked)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> LocalKube:
@@ -98,6 +99,8 @@ class LocalKube:
         self._bootstrap()
         anonymous = s.anonymous if s.anonymous is not None else s.token is None
         tokens = {t for t in (s.token, *s.extra_tokens) if t}
+        if tokens:
+            tokens.add(self.pod_token)
         app = ApiServer(
             self.api,
             self.faults,
@@ -109,7 +112,9 @@ class LocalKube:
         ctx = None
         ca_pem = None
         if s.https:
-            certs = tls.make_certs(self.state_dir / "pki")
+            from localkube.kubelet.network import pod_gateways
+
+            certs = tls.make_certs(self.state_dir / "pki", pod_gateways())
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(certs.cert_path, certs.key_path)
             ca_pem = certs.ca_pem
@@ -194,9 +199,11 @@ class LocalKube:
         if s.kubelet and s.kubelet_process:
             from localkube.kubelet.child import KubeletProcess, kubelet_command
             from localkube.kubelet.logs import TOKEN_ENV
+            from localkube.kubelet.settings import POD_TOKEN_ENV
 
             cmd = kubelet_command(self.kubeconfig, s.kubelet, self.state_dir / "kubelet", s.kubelet_options)
-            self._parts.append(KubeletProcess(cmd, env={**os.environ, TOKEN_ENV: self.kubelet_token}))
+            env = {**os.environ, TOKEN_ENV: self.kubelet_token, POD_TOKEN_ENV: self.pod_token}
+            self._parts.append(KubeletProcess(cmd, env=env))
         elif s.kubelet:
             from localkube.kubelet import Kubelet  # type: ignore[import-not-found,attr-defined,unused-ignore]
 
@@ -205,7 +212,7 @@ class LocalKube:
                     self._internal_client(),
                     mode=s.kubelet,
                     state_dir=self.state_dir / "kubelet",
-                    **{"log_token": self.kubelet_token, **s.kubelet_options},
+                    **{"log_token": self.kubelet_token, "pod_token": self.pod_token, **s.kubelet_options},
                 )
             )
         for part in self._parts:

@@ -56,8 +56,9 @@ def _make_ca(now: dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivat
     return ca, ca_key
 
 
-def make_certs(directory: Path) -> CertFiles:
-    """Create (or reuse) ca.crt, server.crt and server.key in `directory`."""
+def make_certs(directory: Path, extra_ips: tuple[str, ...] = ()) -> CertFiles:
+    """Create (or reuse) ca.crt, server.crt and server.key in `directory`; the server certificate also
+    names `extra_ips` (the addresses pods reach the API server at, so in-cluster clients can verify it)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_path, cert_path, key_path = directory / "ca.crt", directory / "server.crt", directory / "server.key"
     if ca_path.exists() and cert_path.exists() and key_path.exists():
@@ -71,6 +72,7 @@ def make_certs(directory: Path) -> CertFiles:
             x509.DNSName("kubernetes"),
             x509.DNSName("kubernetes.default"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips),
         ]
     )
     cert = (

@@ -164,6 +164,11 @@ def cleanup_leftovers(alive: Callable[[int, int], bool] = owner_alive) -> list[s
     return removed
 
 
+def pod_gateways() -> tuple[str, ...]:
+    """Every address a kubelet's pods may reach the API server at (the gateway of each /24 it may pick)."""
+    return tuple(str(net.network_address + 1) for net in POD_RANGE.subnets(new_prefix=24))
+
+
 @dataclass
 class PodNet:
     """One pod's network: its IP and (netns mode) its namespace and veth."""

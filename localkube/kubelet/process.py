@@ -40,15 +40,19 @@ from localkube.kubelet.podenv import (
     hosts_file,
 )
 from localkube.kubelet.runtime import final_delete
-from localkube.kubelet.settings import KubeletSettings
+from localkube.kubelet.settings import POD_TOKEN_ENV, KubeletSettings
 from localkube.kubelet.status import PodView, build_pod_status, now_iso
 from localkube.kubelet.volumes import (
+    SERVICEACCOUNT_PATH,
     Mount,
+    automounts_token,
     materialize,
     mount_plan,
     mount_script,
     prepare_targets,
     remove_targets,
+    serviceaccount_mount,
+    write_serviceaccount,
 )
 from rayside.kubeclient import KubeClient, KubeError, NotFound
 from rayside.objects import (
@@ -96,6 +100,7 @@ class PodWorker:
         for r in self.mains:
             r.state.reason = "PodInitializing" if self.inits else "ContainerCreating"
         self.volume_paths: dict[str, str] = {}
+        self.serviceaccount_dir = ""
         self.created: list[Path] = []
         self.stopping = threading.Event()
         self.done = threading.Event()
@@ -132,8 +137,12 @@ class PodWorker:
             try:
                 pod = self.view_pod()
                 self.volume_paths = materialize(
-                    pod, self.dir, self.rt.state_dir, self.rt.lookup, self.rt.node
+                    pod, self.dir, self.rt.state_dir, self.rt.lookup, self.rt.node, self.rt.pod_token
                 )
+                if automounts_token(pod):
+                    self.serviceaccount_dir = write_serviceaccount(
+                        pod, self.dir, self.rt.pod_token, self.rt.ca_pem
+                    )
                 self.publish()
                 return True
             except EnvError as exc:
@@ -213,7 +222,8 @@ class PodWorker:
         if not self.rt.root:
             return []
         private_tmp = [Mount(str(self.tmp), str(self.tmp_view), False)] if self.tmp != self.tmp_view else []
-        return [*private_tmp, *mount_plan(spec, self.volume_paths)]
+        account = serviceaccount_mount(spec, self.serviceaccount_dir) if self.serviceaccount_dir else None
+        return [*private_tmp, *mount_plan(spec, self.volume_paths), *([account] if account else [])]
 
     def log_path(self, container: str, index: int) -> Path:
         return self.dir / "logs" / container / f"{index}.log"
@@ -318,6 +328,14 @@ class PodWorker:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def _ca_of(client: KubeClient) -> bytes:
+    """The CA bundle the kubelet's own client verifies the API server with (b"" over plain HTTP)."""
+    verify = client.session.verify
+    if isinstance(verify, str) and os.path.isfile(verify):
+        return Path(verify).read_bytes()
+    return b""
+
+
 class ProcessRuntime:
     """Runs the pods bound to this node as local processes."""
 
@@ -329,6 +347,9 @@ class ProcessRuntime:
         use_netns = settings.network == "netns" or (settings.network == "auto" and netns_supported())
         self.network = Network("netns" if use_netns else "host", url.hostname or "127.0.0.1", url.port or 443)
         self.root = os.geteuid() == 0
+        # what pods' service account mounts hold: a token the API server accepts and its CA (if https)
+        self.pod_token = settings.pod_token or os.environ.get(POD_TOKEN_ENV, "")
+        self.ca_pem = _ca_of(client)
         machine = read_machine()
         self.node = NodeResources(machine.cpus, machine.memory_bytes)
         self.hostname = machine.hostname
@@ -348,6 +369,8 @@ class ProcessRuntime:
         self.tmp_root = Path(tempfile.mkdtemp(prefix="lk", dir="/tmp"))
         self.pod_tmp = self.tmp_root / "pod"
         self.pod_tmp.mkdir()
+        if self.root:  # a shared mount point, kept: removing it with one pod would unmount it in the others
+            Path(SERVICEACCOUNT_PATH).mkdir(parents=True, exist_ok=True)
         try:
             self.network.setup()
         except NetworkError as exc:

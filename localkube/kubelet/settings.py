@@ -13,6 +13,7 @@ ANNOTATION_PREFIX = "localkube.rayside.io/"
 EXIT_CODE_ANNOTATION = ANNOTATION_PREFIX + "exit-code"
 RUN_SECONDS_ANNOTATION = ANNOTATION_PREFIX + "run-seconds"
 READY_DELAY_ANNOTATION = ANNOTATION_PREFIX + "ready-delay"
+POD_TOKEN_ENV = "LOCALKUBE_POD_TOKEN"  # a token the API server accepts, for pods' service account mounts
 
 
 class SettingsError(ValueError):
@@ -45,6 +46,8 @@ class KubeletSettings:
     log_port: int = 0
     log_host: str = "127.0.0.1"
     log_token: str = field(default="", repr=False)  # what the log endpoint requires ("": from the env)
+    # the service account token written into pods ("": $LOCALKUBE_POD_TOKEN, else none)
+    pod_token: str = field(default="", repr=False)
     api_server_url: str = ""  # default: the client's host
     extra_env: dict[str, str] = field(default_factory=dict)
 

@@ -3,6 +3,8 @@
 `materialize` writes emptyDir/secret/configMap/downwardAPI/projected volumes under the pod directory (I/O);
 `mount_plan` (pure) says which directory or file goes to which mount path for one container; `mount_script`
 (pure) renders the plan as a shell prologue run inside the container's private mount namespace.
+`write_serviceaccount` writes the files a pod's service account token mount holds (token, ca.crt,
+namespace) and `serviceaccount_mount` (pure) puts them at the path in-cluster clients read.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from localkube.kubelet.podenv import EnvError, NodeResources, field_value, resou
 from rayside.objects import JSON, namespace_of
 
 log = logging.getLogger(__name__)
+SERVICEACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 Lookup = Callable[[str, str, str], JSON | None]
 
 
@@ -91,9 +94,10 @@ def _source_files(
 
 
 def materialize(
-    pod: JSON, pod_dir: Path, state_dir: Path, lookup: Lookup, node: NodeResources
+    pod: JSON, pod_dir: Path, state_dir: Path, lookup: Lookup, node: NodeResources, token: str = ""
 ) -> dict[str, str]:
-    """Create every volume of `pod`; returns volume name -> host path (directory, or hostPath)."""
+    """Create every volume of `pod`; returns volume name -> host path (directory, or hostPath).
+    `token` fills projected `serviceAccountToken` sources."""
     ns = namespace_of(pod) or "default"
     paths: dict[str, str] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
@@ -116,12 +120,12 @@ def materialize(
         elif "downwardAPI" in vol:
             _write_files(root, _downward(pod, vol["downwardAPI"].get("items") or [], node), None)
         elif "projected" in vol:
-            _write_files(root, _projected(pod, vol["projected"], ns, lookup, node), None)
+            _write_files(root, _projected(pod, vol["projected"], ns, lookup, node, token), None)
     return paths
 
 
 def _projected(
-    pod: JSON, spec: JSON, ns: str, lookup: Lookup, node: NodeResources
+    pod: JSON, spec: JSON, ns: str, lookup: Lookup, node: NodeResources, token: str
 ) -> dict[str, tuple[bytes, int | None]]:
     files: dict[str, tuple[bytes, int | None]] = {}
     for src in spec.get("sources") or []:
@@ -131,9 +135,36 @@ def _projected(
             files.update(_source_files("ConfigMap", src["configMap"], ns, lookup) or {})
         elif "downwardAPI" in src:
             files.update(_downward(pod, src["downwardAPI"].get("items") or [], node))
-        elif "serviceAccountToken" in src:  # no token issuer: an empty token (documented)
-            files[str(src["serviceAccountToken"].get("path", "token"))] = (b"", None)
+        elif "serviceAccountToken" in src:  # the token the kubelet was given for pods (no issuer)
+            files[str(src["serviceAccountToken"].get("path", "token"))] = (token.encode(), None)
     return files
+
+
+def automounts_token(pod: JSON) -> bool:
+    """Whether the pod gets the service account token mount (`automountServiceAccountToken` not false)."""
+    return (pod.get("spec") or {}).get("automountServiceAccountToken") is not False
+
+
+def write_serviceaccount(pod: JSON, pod_dir: Path, token: str, ca_pem: bytes) -> str:
+    """Write token, ca.crt and namespace (what in-cluster config reads) to the pod's own directory."""
+    ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+    root = pod_dir / "serviceaccount"
+    files: dict[str, tuple[bytes, int | None]] = {
+        "token": (token.encode(), None),
+        "ca.crt": (ca_pem, None),
+        "namespace": (ns.encode(), None),
+    }
+    _write_files(root, files, 0o644)
+    return str(root)
+
+
+def serviceaccount_mount(container: JSON, source: str) -> Mount | None:
+    """The read-only mount of `source` at SERVICEACCOUNT_PATH, unless the container mounts a volume at
+    that very path itself (the service account admission leaves such containers alone too)."""
+    for vm in container.get("volumeMounts") or []:
+        if str(vm.get("mountPath", "")).rstrip("/") == SERVICEACCOUNT_PATH:
+            return None
+    return Mount(source, SERVICEACCOUNT_PATH, True)
 
 
 def mount_plan(container: JSON, volume_paths: dict[str, str]) -> list[Mount]:

@@ -204,6 +204,54 @@ def test_scenario8_autoscaler_artifacts() -> None:
     assert autoscaler_rbac(cluster(), settings=SETTINGS) == []
 
 
+def test_autoscaler_sidecar_runs_rayside_provider_with_options() -> None:
+    """The default sidecar runs `python -m autoscaler_provider` through an explicit command (the process
+    kubelet cannot know an image entrypoint), keeps KubeRay's name and env contract and honours every
+    autoscalerOptions override (resources/image/pullPolicy/securityContext/command/args replace; env,
+    envFrom and volumeMounts add)."""
+    line = (
+        "python -m autoscaler_provider --cluster-name $(RAY_CLUSTER_NAME) "
+        "--cluster-namespace $(RAY_CLUSTER_NAMESPACE)"
+    )
+    plain = container(head_pod(cluster(enableInTreeAutoscaling=True), settings=SETTINGS), "autoscaler")
+    assert plain["name"] == "autoscaler" and plain["imagePullPolicy"] == "IfNotPresent"
+    assert plain["command"] == ["/bin/bash", "-c", "--"] and plain["args"] == [line]
+    assert plain["resources"] == {
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+    }
+    env = env_of(plain)
+    assert env["RAY_CLUSTER_NAME"] == {"fieldRef": {"fieldPath": "metadata.labels['ray.io/cluster']"}}
+    assert env["RAY_CLUSTER_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["RAY_HEAD_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["KUBERAY_CRD_VER"] == "v1" and env["KUBERAY_GEN_AUTOSCALER_START_CMD"] == line
+    options = {
+        "version": "v2",
+        "idleTimeoutSeconds": 15,
+        "upscalingMode": "Aggressive",
+        "resources": {"limits": {"cpu": "1"}},
+        "image": "rayside/autoscaler:dev",
+        "imagePullPolicy": "Always",
+        "securityContext": {"runAsNonRoot": True},
+        "env": [{"name": "PYTHONPATH", "value": "/src"}],
+        "envFrom": [{"configMapRef": {"name": "extra"}}],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}],
+        "command": ["python"],
+        "args": ["-m", "autoscaler_provider", "--cluster-name", "x", "--cluster-namespace", "y"],
+    }
+    rc = cluster(enableInTreeAutoscaling=True, autoscalerOptions=options)
+    head = head_pod(rc, settings=SETTINGS)
+    side = container(head, "autoscaler")
+    assert side["image"] == "rayside/autoscaler:dev" and side["imagePullPolicy"] == "Always"
+    assert side["resources"] == {"limits": {"cpu": "1"}} and side["securityContext"] == {"runAsNonRoot": True}
+    assert side["command"] == ["python"] and side["args"] == options["args"]
+    assert env_of(side)["PYTHONPATH"] == "/src" and "RAY_CLUSTER_NAME" in env_of(side)
+    assert side["envFrom"] == [{"configMapRef": {"name": "extra"}}]
+    assert {"name": "cfg", "mountPath": "/cfg"} in side["volumeMounts"]
+    assert {"name": "ray-logs", "mountPath": "/tmp/ray"} in side["volumeMounts"]
+    assert env_of(container(head, "ray-head"))["RAY_enable_autoscaler_v2"] == "true"
+
+
 def test_scenario8_autoscaler_v2() -> None:
     rc = cluster(enableInTreeAutoscaling=True, autoscalerOptions={"version": "v2"})
     head = head_pod(rc, settings=SETTINGS)
