@@ -26,7 +26,8 @@ from requests.adapters import HTTPAdapter
 from ray_operator.crdgen import CRD_DIR
 from ray_operator.runtime import health
 from ray_operator.settings import OperatorSettings, SettingsError, load_settings
-from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound, resource_path
+from rayside.kubeclient import AlreadyExists, KubeClient, KubeError, NotFound
+from rayside.objects import CRDS, RAYCLUSTERS, SECRETS
 
 if TYPE_CHECKING:
     from ray_operator.raycluster.assembly import RayClusterOperator
@@ -86,7 +87,7 @@ def crd_documents() -> list[dict[str, Any]]:
 
 def install_crds(client: KubeClient) -> None:
     """Create each CRD, or replace it when it exists (keeping its resourceVersion)."""
-    base = resource_path(group="apiextensions.k8s.io", version="v1", plural="customresourcedefinitions")
+    base = CRDS.path()
     for crd in crd_documents():
         name = crd["metadata"]["name"]
         try:
@@ -212,9 +213,7 @@ def _token_of(client: KubeClient, namespace: str, name: str) -> str:
     from ray_operator.models import RayCluster
 
     try:
-        obj = client.get(
-            resource_path(group="ray.io", version="v1", plural="rayclusters", namespace=namespace, name=name)
-        )
+        obj = client.get(RAYCLUSTERS.path(namespace, name))
     except NotFound:
         raise LookupError(f"RayCluster {namespace}/{name} not found") from None
     cluster = RayCluster.model_validate(obj)
@@ -223,9 +222,7 @@ def _token_of(client: KubeClient, namespace: str, name: str) -> str:
         raise LookupError(f"RayCluster {namespace}/{name} does not use token auth (spec.authOptions.mode)")
     secret_name = auth.secret_name or names.auth_secret_name(cluster)
     try:
-        secret = client.get(
-            resource_path(group="", version="v1", plural="secrets", namespace=namespace, name=secret_name)
-        )
+        secret = client.get(SECRETS.path(namespace, secret_name))
     except NotFound:
         raise LookupError(f"Secret {namespace}/{secret_name} not found (is the operator running?)") from None
     encoded = (secret.get("data") or {}).get("auth_token")

@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import requests
 import requests.adapters
@@ -106,27 +105,6 @@ def error_for(status: int, body: JSON | None, text: str = "") -> KubeError:
         return AlreadyExists(status, reason, message, body)
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else KubeError)
     return cls(status, reason or cls.__name__, message, body)
-
-
-# -- paths --------------------------------------------------------------------------------------------------
-def resource_path(
-    group: str,
-    version: str,
-    plural: str,
-    namespace: str | None = None,
-    name: str | None = None,
-    subresource: str | None = None,
-) -> str:
-    """REST path of a collection or object: core group `""` lives under /api, others under /apis."""
-    parts = ["/api", version] if group in ("", "core") else ["/apis", group, version]
-    if namespace:
-        parts += ["namespaces", quote(namespace, safe="")]
-    parts.append(plural)
-    if name:
-        parts.append(quote(name, safe=""))
-        if subresource:
-            parts.append(subresource)
-    return "/".join(parts)
 
 
 _DEFAULT = object()  # "use the client's default timeout"

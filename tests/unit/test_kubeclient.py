@@ -17,20 +17,7 @@ from rayside.kubeclient import (
     TransportError,
     _retryable,
     error_for,
-    resource_path,
 )
-
-
-def test_resource_paths() -> None:
-    assert resource_path("", "v1", "pods", "default") == "/api/v1/namespaces/default/pods"
-    assert resource_path("", "v1", "namespaces", None, "x") == "/api/v1/namespaces/x"
-    assert (
-        resource_path("ray.io", "v1", "rayclusters", "ns", "c", "status")
-        == "/apis/ray.io/v1/namespaces/ns/rayclusters/c/status"
-    )
-    assert resource_path("batch", "v1", "jobs") == "/apis/batch/v1/jobs"
-    # names are percent-encoded; a subresource without a name is ignored
-    assert resource_path("", "v1", "pods", "a b", "c/d") == "/api/v1/namespaces/a%20b/pods/c%2Fd"
 
 
 @pytest.mark.parametrize(
