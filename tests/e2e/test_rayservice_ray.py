@@ -351,10 +351,18 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
         return c.get("status") == "False" and c
 
     applied = wait_for(failed, 180, "ServeConfigApplied=False")
-    assert applied["reason"] == "ApplicationFailed" and "missing" in applied["message"], applied
-    wait_for(
-        lambda: any("missing" in m for m in world.events("FailedToUpdateServeApplications")), 30, "Event"
-    )
+    print(f"bad import path: {applied['reason']}: {applied['message']}")
+    assert applied["reason"] == "ApplicationFailed", applied
+    assert "has no attribute 'missing'" in applied["message"], applied  # Serve's error, not a generic one
+
+    def event() -> bool:
+        return any(applied["message"] in m for m in world.events("FailedToUpdateServeApplications"))
+
+    try:
+        wait_for(event, 30, "Event with Serve's error")
+    except AssertionError:
+        print("events:", world.events("FailedToUpdateServeApplications"))
+        raise
     world.patch_spec({"serveConfigV2": serve_config("v3")})
     wait_for(lambda: world.condition("ServeConfigApplied").get("status") == "True", 180, "fixed")
     wait_for(lambda: answer(world).startswith("v3 "), 120, "v3 answer")
