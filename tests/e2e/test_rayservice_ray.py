@@ -325,6 +325,7 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
         _dump(world)
         raise
     switched = time.monotonic()
+    assert first in world.clusters()  # the old cluster outlives the switch by rayClusterDeletionDelaySeconds
     wait_for(
         lambda: any(a.split()[1].startswith(f"{second}-") for _, a in loop.answers[-20:]), 60, "new answers"
     )
@@ -367,3 +368,7 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
     wait_for(lambda: world.condition("ServeConfigApplied").get("status") == "True", 180, "fixed")
     wait_for(lambda: answer(world).startswith("v3 "), 120, "v3 answer")
     assert world.clusters() == [second] and world.active() == second
+    items = world.core.list_namespaced_event(NS).items
+    print(
+        "events:", sorted({(e.type, e.reason, e.count or 1) for e in items if e.involved_object.name == RS})
+    )
