@@ -284,6 +284,14 @@ def _dump(world: World) -> None:
             print(f"  {cs.name}: ready={cs.ready} restarts={cs.restart_count}")
 
 
+def _head_ready(world: World, cluster: str) -> bool:
+    selector = f"ray.io/cluster={cluster},ray.io/node-type=head"
+    for pod in world.core.list_namespaced_pod(NS, label_selector=selector).items:
+        if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+            return True
+    return False
+
+
 def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
     world.crs.create_namespaced_custom_object("ray.io", "v1", NS, "rayservices", rayservice())
     t0 = time.monotonic()
@@ -316,6 +324,11 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
     changed = time.monotonic()
     world.patch_spec({"rayClusterConfig": spec})
     try:
+        pending = wait_for(lambda: set(world.clusters()) - {first}, 60, "the new cluster")
+        created = time.monotonic()
+        head_ready = wait_for(
+            lambda: _head_ready(world, min(pending)) and time.monotonic(), 400, "new head Ready"
+        )
         second = wait_for(
             lambda: (n := world.selected_cluster()) != first and n,
             400,
@@ -336,7 +349,8 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
     loop.stop.set()
     thread.join(30)
     print(
-        f"upgrade: spec change -> serve Service on {second}: {switched - changed:.1f}s; first answer from it "
+        f"upgrade: new cluster created {created - changed:.1f}s, its head Ready {head_ready - changed:.1f}s; "
+        f"spec change -> serve Service on {second}: {switched - changed:.1f}s; first answer from it "
         f"{served - changed:.1f}s; old cluster gone {deleted - changed:.1f}s; requests ok={loop.ok} "
         f"failed={len(loop.failures)}"
     )
