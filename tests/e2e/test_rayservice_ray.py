@@ -292,12 +292,14 @@ def _head_ready(world: World, cluster: str) -> bool:
     return False
 
 
-def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
+def _first_cluster(world: World) -> str:
     world.crs.create_namespaced_custom_object("ray.io", "v1", NS, "rayservices", rayservice())
     t0 = time.monotonic()
     try:
-        first = wait_for(
-            lambda: world.condition("Ready").get("status") == "True" and world.active(), 400, "Ready"
+        first = str(
+            wait_for(
+                lambda: world.condition("Ready").get("status") == "True" and world.active(), 400, "Ready"
+            )
         )
         wait_for(lambda: answer(world).startswith("v1 "), 120, "v1 answer through the serve Service")
     except AssertionError:
@@ -305,14 +307,19 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
         raise
     print(f"\nfirst cluster {first} serving after {time.monotonic() - t0:.1f}s")
     assert answer(world).split()[1].startswith(f"{first}-")  # the pod name carries the cluster name
+    return first
 
-    # (a) Serve config only: applied in place, same cluster.
+
+def _in_place(world: World, first: str) -> None:
+    """(a) Serve config only: applied in place, same cluster."""
     world.patch_spec({"serveConfigV2": serve_config("v2")})
     wait_for(lambda: answer(world).startswith("v2 "), 120, "v2 answer (in place)")
     assert world.active() == first and world.clusters() == [first]
-    assert world.events("UpdatedServeApplications")
+    assert answer(world).split()[1].startswith(f"{first}-")
 
-    # (b) rayClusterConfig change: a new cluster, zero failed requests while traffic moves.
+
+def _upgrade(world: World, first: str) -> str:
+    """(b) rayClusterConfig change: a new cluster, zero failed requests while traffic moves."""
     loop = Loop(world)
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
@@ -329,10 +336,12 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
         head_ready = wait_for(
             lambda: _head_ready(world, min(pending)) and time.monotonic(), 400, "new head Ready"
         )
-        second = wait_for(
-            lambda: (n := world.selected_cluster()) != first and n,
-            400,
-            "serve Service selects the new cluster",
+        second = str(
+            wait_for(
+                lambda: (n := world.selected_cluster()) != first and n,
+                400,
+                "serve Service on the new cluster",
+            )
         )
     except AssertionError:
         _dump(world)
@@ -357,8 +366,11 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
     assert world.active() == second
     assert loop.failures == [], loop.failures[:10]
     assert loop.ok > 20
+    return second
 
-    # (c) a bad import path: Serve's error in the condition and an Event; fixed in place.
+
+def _bad_import_path(world: World, second: str) -> None:
+    """(c) a bad import path: Serve's error in the condition and an Event; fixed in place."""
     world.patch_spec({"serveConfigV2": serve_config("v3", "verapp:missing")})
 
     def failed() -> JSON | bool:
@@ -378,10 +390,18 @@ def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
     except AssertionError:
         print("events:", world.events("FailedToUpdateServeApplications"))
         raise
+    assert answer(world).startswith("v2 ")  # the old config keeps serving meanwhile
     world.patch_spec({"serveConfigV2": serve_config("v3")})
     wait_for(lambda: world.condition("ServeConfigApplied").get("status") == "True", 180, "fixed")
     wait_for(lambda: answer(world).startswith("v3 "), 120, "v3 answer")
     assert world.clusters() == [second] and world.active() == second
+
+
+def test_rayservice_serves_upgrades_and_reports_errors(world: World) -> None:
+    first = _first_cluster(world)
+    _in_place(world, first)
+    second = _upgrade(world, first)
+    _bad_import_path(world, second)
     items = world.core.list_namespaced_event(NS).items
     print(
         "events:", sorted({(e.type, e.reason, e.count or 1) for e in items if e.involved_object.name == RS})
