@@ -100,10 +100,30 @@ def all_running(apps: Mapping[str, JSON] | None) -> bool:
     return bool(apps) and all((a or {}).get("status") == "RUNNING" for a in (apps or {}).values())
 
 
+MAX_SUMMARY = 600
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def error_summary(message: str, limit: int = MAX_SUMMARY) -> str:
+    """Serve's error message on one line, at most `limit` characters. A Python traceback (Serve reports a
+    failed import or constructor with the whole traceback) keeps the text before it and its last line,
+    the exception itself, which a plain cut to the Event size limit would drop."""
+    text = message.strip()
+    if _TRACEBACK in text:
+        before, _, trace = text.partition(_TRACEBACK)
+        lines = [line.strip() for line in trace.splitlines() if line.strip()]
+        text = " ".join(part for part in (before.strip(), lines[-1] if lines else "") if part)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def failed_apps(apps: Mapping[str, JSON] | None) -> list[str]:
-    """`name: message` of apps Serve reports as DEPLOY_FAILED or UNHEALTHY."""
+    """`name: status: message` of apps Serve reports as DEPLOY_FAILED or UNHEALTHY (message summarised by
+    `error_summary`; the full text stays in `applicationStatuses`)."""
     return [
-        f"{name or 'default'}: {app.get('status')}: {app.get('message') or ''}".rstrip(": ")
+        f"{name or 'default'}: {app.get('status')}: {error_summary(str(app.get('message') or ''))}".rstrip(
+            ": "
+        )
         for name, app in (apps or {}).items()
         if (app or {}).get("status") in ("DEPLOY_FAILED", "UNHEALTHY")
     ]
