@@ -291,6 +291,9 @@ def _wait_for_cluster(p: _Pass) -> None:
             act.BatchSchedule(),
             act.CreateCluster(name, p.status.job_id, sidecar=spec.mode is SubmissionMode.SIDECAR),
         ]
+        if spec.submitter_in_gang and o.submitter.phase is SubmitterPhase.ABSENT:
+            # a gang member: created with the cluster (it waits for the dashboard), so the gang can form
+            p.actions.append(act.CreateSubmitterJob(p.status.job_id, ""))
     head = o.cluster.head
     if head is not None and phase is ClusterPhase.PROVISIONING:
         if head.fatal:
