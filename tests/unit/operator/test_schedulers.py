@@ -268,3 +268,41 @@ def test_submitter_created_with_the_cluster_waits_for_the_dashboard_forever() ->
     late_args = late["spec"]["template"]["spec"]["containers"][0]["args"]
     assert early_args == ["--wait-timeout", "0", *late_args]
     assert dashboard_address(rc, settings) == "job-b5n7q-head-svc.ns.svc.cluster.local:8265"
+
+
+def test_scheduler_plugins_rayjob_one_gang_with_the_submitter() -> None:
+    settings = BuildSettings(batch_scheduler="scheduler-plugins")
+    rj = job({"ray.io/gang-scheduling-enabled": "true"})
+    (group,) = scheduler_named("scheduler-plugins", settings).objects_on_submission(rj)
+    assert group["metadata"]["name"] == "job"
+    assert group["metadata"]["ownerReferences"][0]["kind"] == "RayJob"
+    assert group["spec"] == {
+        "minMember": 4,  # head + 2 workers + the submitter
+        "minResources": {"cpu": "1500m", "memory": str(2 * 1024**3 + 200 * 1024**2)},
+    }
+    rc_obj = stamp(
+        rj, rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=settings), group="", settings=settings
+    )
+    rc = RayCluster.model_validate(rc_obj)
+    assert scheduler_named("scheduler-plugins", settings).objects_on_submission(rc) == []
+    for pod in pods(rc, settings):
+        assert pod["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] == "job"
+    sub = submitter_job(rj, cluster=rc, job_id="id", dashboard_url="d:8265", settings=settings)
+    template = stamp(rj, sub["spec"]["template"], group=SUBMITTER_GROUP, settings=settings)
+    assert template["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] == "job"
+    assert template["spec"]["schedulerName"] == "scheduler-plugins-scheduler"
+
+
+def test_kai_rayjob_submitter_and_pods_share_the_queue() -> None:
+    settings = BuildSettings(batch_scheduler="kai-scheduler")
+    rj = job({"kai.scheduler/queue": "team-a"})
+    rc_obj = stamp(
+        rj, rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=settings), group="", settings=settings
+    )
+    rc = RayCluster.model_validate(rc_obj)
+    sub = submitter_job(rj, cluster=rc, job_id="id", dashboard_url="d:8265", settings=settings)
+    template = stamp(rj, sub["spec"]["template"], group=SUBMITTER_GROUP, settings=settings)
+    for pod in [*pods(rc, settings), template]:
+        assert pod["metadata"]["labels"]["kai.scheduler/queue"] == "team-a"
+        assert pod["spec"]["schedulerName"] == "kai-scheduler"
+    assert scheduler_named("kai-scheduler", settings).objects_on_submission(rj) == []
