@@ -228,6 +228,24 @@ ROWS: dict[str, Row] = {
         cluster=READY,
         submitter=SUB_ACTIVE,
     ),
+    "Initializing: gang-scheduled, cluster provisioning, no submitter -> create it now": row(
+        st(D.INITIALIZING),
+        {"deployment": D.INITIALIZING},
+        [CreateSubmitterJob(ID, ""), REQ],
+        spec=replace(SPEC, submitter_in_gang=True),
+        cluster=PROVISIONING,
+    ),
+    "Initializing: gang-scheduled, submitter of an earlier attempt -> delete it first": row(
+        st(D.INITIALIZING),
+        {"deployment": D.INITIALIZING},
+        [BatchSchedule(), CreateCluster(ID, ID), DeleteSubmitter(), REQ],
+        spec=replace(SPEC, submitter_in_gang=True),
+        cluster=GONE,
+        submitter=SubmitterView(SubmitterPhase.ACTIVE, submission_id="job-old12"),
+    ),
+    "Initializing: gang-scheduled, cluster terminating -> no submitter yet": row(
+        st(D.INITIALIZING), {}, [REQ], spec=replace(SPEC, submitter_in_gang=True), cluster=TERMINATING
+    ),
     "Initializing: SidecarMode cluster carries the submitter": row(
         st(D.INITIALIZING),
         {},
