@@ -52,7 +52,9 @@ class CreateCluster:
 
 @dataclass(frozen=True)
 class CreateSubmitterJob:
-    """Create the K8sJobMode submitter batch/v1 Job submitting `job_id` to `http://<dashboard_url>`."""
+    """Create the K8sJobMode submitter batch/v1 Job submitting `job_id` to `http://<dashboard_url>`; an
+    empty `dashboard_url` means "together with the cluster" (a gang member): the address is the head
+    Service's, and the submitter waits for the dashboard without a time limit."""
 
     job_id: str
     dashboard_url: str

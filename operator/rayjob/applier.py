@@ -23,7 +23,7 @@ from ray_operator.builders.settings import BuildSettings
 from ray_operator.models import RayCluster, RayJob
 from ray_operator.rayjob import actions as act
 from ray_operator.rayjob.dashboard import DashboardClient, SubmitError
-from ray_operator.rayjob.submitter import rayjob_cluster, submitter_job
+from ray_operator.rayjob.submitter import dashboard_address, rayjob_cluster, submitter_job
 from ray_operator.runtime.cache import Cache
 from ray_operator.runtime.events import EventRecorder
 from rayside.kubeclient import AlreadyExists, Conflict, Invalid, KubeClient, KubeError, NotFound
@@ -238,14 +238,20 @@ class RayJobApplier:
     def _create_submitter(self, ctx: JobPass, action: act.CreateSubmitterJob) -> None:
         name = ctx.cluster_name
         raw = ctx.cluster(name)
+        with_cluster = not action.dashboard_url
+        if raw is None and with_cluster:  # created together with the cluster: build what was just created
+            raw = rayjob_cluster(ctx.job, name=name, job_id=action.job_id, settings=self._settings)
+            raw["metadata"]["namespace"] = ctx.namespace
         if raw is None:
             raise NotFound(404, "NotFound", f"RayCluster {ctx.namespace}/{name} is not in the cache yet")
+        cluster = RayCluster.model_validate(raw)
         obj = submitter_job(
             ctx.job,
-            cluster=RayCluster.model_validate(raw),
+            cluster=cluster,
             job_id=action.job_id,
-            dashboard_url=action.dashboard_url,
+            dashboard_url=action.dashboard_url or dashboard_address(cluster, self._settings),
             settings=self._settings,
+            with_cluster=with_cluster,
         )
         template = obj["spec"]["template"]
         obj["spec"]["template"] = schedulers.stamp(

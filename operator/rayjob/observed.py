@@ -133,6 +133,8 @@ class Spec:
     pre_running_deadline_seconds: int | None = None
     backoff_limit: int = 0
     deletion: DeletionSpec = field(default_factory=DeletionSpec)
+    submitter_in_gang: bool = False
+    """K8sJobMode under a batch scheduler: the submitter Job is created together with the RayCluster."""
 
     @classmethod
     def from_rayjob(cls, job: RayJob, *, delete_self_after_finish: bool = False) -> Spec:

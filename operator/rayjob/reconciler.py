@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -26,8 +27,8 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from ray_operator import constants as c
+from ray_operator import schedulers
 from ray_operator.builders import names
-from ray_operator.builders import rayjob as kuberay
 from ray_operator.builders.settings import BuildSettings
 from ray_operator.features import FeatureGates
 from ray_operator.models import RayCluster, RayJob
@@ -50,6 +51,7 @@ from ray_operator.rayjob.observed import (
 from ray_operator.rayjob.readers import cluster_view, sidecar_view, submitter_view
 from ray_operator.rayjob.state import next_state
 from ray_operator.rayjob.statusbody import read_status, status_body
+from ray_operator.rayjob.submitter import dashboard_address
 from ray_operator.validation_jobs import validate_rayjob
 from rayside.kubeclient import KubeClient, KubeError, NotFound
 from rayside.objects import (
@@ -186,6 +188,7 @@ class RayJobReconciler:
     # -- observing ------------------------------------------------------------------------------------
     def _observe(self, ctx: JobPass, job: RayJob, status: Status, problem: str | None) -> Observed:
         spec = Spec.from_rayjob(job, delete_self_after_finish=self._delete_self)
+        spec = replace(spec, submitter_in_gang=schedulers.submitter_in_gang(job, self._build))
         cluster_obj = ctx.cluster(status.cluster_name) if status.cluster_name else None
         if cluster_obj is not None and not spec.selected_cluster and ctx.owned(cluster_obj) is None:
             cluster_obj = None  # a cluster of that name that is not ours is not our cluster
@@ -227,13 +230,8 @@ class RayJobReconciler:
         annotations = (cluster_obj.get("metadata") or {}).get("annotations") or {}
         restart_disabled = annotations.get(c.ANN_DISABLE_PROVISIONED_HEAD_RESTART) == "true"
         url = ""
-        try:
-            cluster = RayCluster.model_validate(cluster_obj)
-            service = names.head_service_name(cluster)
-            host = names.fqdn(service, ctx.namespace, self._build.cluster_domain)
-            url = f"{host}:{kuberay.dashboard_port(cluster.spec)}"
-        except ValidationError:
-            pass
+        with contextlib.suppress(ValidationError):
+            url = dashboard_address(RayCluster.model_validate(cluster_obj), self._build)
         return cluster_view(cluster_obj, head_pod=head, dashboard_url=url, restart_disabled=restart_disabled)
 
     def _token(self, ctx: JobPass) -> str | None:

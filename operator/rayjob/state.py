@@ -32,6 +32,9 @@ Where rayside deliberately differs from KubeRay (each one rules out a known way 
 * Each attempt's submission id is fixed in New and never reused: a retry gets a fresh id (unless
   spec.jobId) and a fresh cluster; a submitter Job left from another id is deleted before a new one is made.
   HTTPMode submits only while the job was never seen, by that id, so at most once per attempt.
+* Under a batch scheduler (`Spec.submitter_in_gang`) the K8sJobMode submitter Job is created while the
+  cluster comes up, not once it is ready: its Pod is a member of the RayJob's gang, and a gang that counts
+  a Pod created only after the gang runs can never form.
 """
 
 from __future__ import annotations
@@ -291,6 +294,8 @@ def _wait_for_cluster(p: _Pass) -> None:
             act.BatchSchedule(),
             act.CreateCluster(name, p.status.job_id, sidecar=spec.mode is SubmissionMode.SIDECAR),
         ]
+    if spec.submitter_in_gang and phase in (ClusterPhase.ABSENT, ClusterPhase.PROVISIONING):
+        _gang_submitter(p)
     head = o.cluster.head
     if head is not None and phase is ClusterPhase.PROVISIONING:
         if head.fatal:
@@ -301,6 +306,16 @@ def _wait_for_cluster(p: _Pass) -> None:
             p.set(message=message)
             p.event(WARNING, "HeadPodNotRunning", message)
     p.requeue()
+
+
+def _gang_submitter(p: _Pass) -> None:
+    """The submitter Pod is a gang member: it exists while the cluster comes up (waiting for the
+    dashboard), so the gang can form; one left from an earlier attempt is replaced first."""
+    submitter = p.o.submitter
+    if submitter.phase is SubmitterPhase.ABSENT:
+        p.actions.append(act.CreateSubmitterJob(p.status.job_id, ""))
+    elif submitter.submission_id != p.status.job_id:
+        p.actions.append(act.DeleteSubmitter())
 
 
 def _waiting(p: _Pass) -> None:

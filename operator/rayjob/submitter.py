@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ray_operator import constants as c
 from ray_operator.builders import containers as ctr
+from ray_operator.builders import names
 from ray_operator.builders import rayjob as kuberay
 from ray_operator.builders.facts import cluster_facts
 from ray_operator.builders.settings import BuildSettings
@@ -35,16 +36,32 @@ process kubelet) runs the same program from its own `PATH`."""
 SIDECAR_FLAGS = ["--sidecar", "--fail-on-job-failure"]
 
 
+def dashboard_address(cluster: RayCluster, settings: BuildSettings) -> str:
+    """`<head service fqdn>:<dashboard port>`: the address a cluster's dashboard has once it is up."""
+    namespace = str(cluster.metadata.get("namespace") or "default")
+    host = names.fqdn(names.head_service_name(cluster), namespace, settings.cluster_domain)
+    return f"{host}:{kuberay.dashboard_port(cluster.spec)}"
+
+
 def submitter_job(
-    job: RayJob, *, cluster: RayCluster, job_id: str, dashboard_url: str, settings: BuildSettings
+    job: RayJob,
+    *,
+    cluster: RayCluster,
+    job_id: str,
+    dashboard_url: str,
+    settings: BuildSettings,
+    with_cluster: bool = False,
 ) -> JSON:
-    """The K8sJobMode batch/v1 Job `<rayjob>` (see module docstring)."""
+    """The K8sJobMode batch/v1 Job `<rayjob>` (see module docstring). `with_cluster`: created together with
+    the cluster (a gang member), so the rayside submitter waits for the dashboard without a time limit."""
     obj = kuberay.submitter_job(
         job, cluster=cluster, job_id=job_id, dashboard_url=dashboard_url, settings=settings
     )
     container = obj["spec"]["template"]["spec"]["containers"][0]
     if settings.submitter_image and container.get("command") == ["rayside", "submit"]:
         container["command"] = list(RAYSIDE_SUBMIT)
+        if with_cluster:
+            container["args"] = ["--wait-timeout", "0", *container.get("args", [])]
     return obj
 
 

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ray_operator.builders.settings import BATCH_SCHEDULERS, BuildSettings
-from ray_operator.constants import LABEL_SCHEDULER_NAME
+from ray_operator.constants import LABEL_CLUSTER, LABEL_SCHEDULER_NAME
+from ray_operator.models import RayJob
 from ray_operator.schedulers.interface import BatchScheduler, Owner, SchedulerFactory
 from ray_operator.schedulers.kai import Kai
 from ray_operator.schedulers.kueue import Kueue
@@ -69,6 +70,24 @@ def scheduler_of(owner: Owner, settings: BuildSettings) -> BatchScheduler | None
     return None if name is None else scheduler_named(name, settings)
 
 
+def submitter_in_gang(job: RayJob, settings: BuildSettings) -> bool:
+    """Whether the K8sJobMode submitter Pod is a member of the RayJob's gang, so it must be created together
+    with the RayCluster (not once the cluster is ready: a gang that counts it could never form).
+
+    True for a K8sJobMode RayJob that owns its cluster and has a batch scheduler other than Kueue (Kueue
+    admits the RayJob as a whole; it does not place Pods).
+    """
+    if (job.spec.submission_mode or "K8sJobMode") != "K8sJobMode" or job.spec.ray_cluster_spec is None:
+        return False
+    if (job.spec.cluster_selector or {}).get(LABEL_CLUSTER):
+        return False
+    try:
+        name = scheduler_for(job.metadata, settings)
+    except UnknownScheduler:
+        return False
+    return name is not None and name != "kueue"
+
+
 def stamp(owner: Owner, child: JSON, *, group: str, settings: BuildSettings) -> JSON:
     """`child` with its owner's scheduler metadata (unchanged without a scheduler)."""
     scheduler = scheduler_of(owner, settings)
@@ -84,4 +103,5 @@ __all__ = [
     "scheduler_named",
     "scheduler_of",
     "stamp",
+    "submitter_in_gang",
 ]

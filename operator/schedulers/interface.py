@@ -1,7 +1,8 @@
 """The one contract every batch-scheduler integration meets, as pure functions.
 
 A `BatchScheduler` is looked up by name in the registry (`ray_operator.schedulers`) and answers three
-questions for an owner (a RayCluster now; a RayJob once its controller lands), all without I/O:
+questions for an owner (a RayCluster, or a RayJob whose cluster and K8sJobMode submitter Pod form one
+gang: the RayJob controller creates the submitter together with the cluster), all without I/O:
 
 * `add_metadata_to_child(owner, child, group)`: a copy of a child (a Pod, a pod template such as the RayJob
   submitter's, or the RayCluster a RayJob owns) with the scheduler's schedulerName, labels and annotations;

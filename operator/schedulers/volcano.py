@@ -62,9 +62,9 @@ def add_child_metadata(parent_meta: Mapping[str, Any], child: JSON, *, group: st
 
 
 def min_member_and_resources(
-    spec: RayClusterSpec | None, *, extra: Mapping[str, Decimal] | None = None
+    spec: RayClusterSpec | None, *, extra: Mapping[str, Decimal] | None = None, extra_pods: int = 0
 ) -> tuple[int, dict[str, str]]:
-    """minMember (workers + head) and minResources (incl. head and `extra`, e.g. the submitter)."""
+    """minMember (workers + head + `extra_pods`) and minResources (incl. `extra`, e.g. the submitter's)."""
     if spec is None:
         return 0, {}
     mode: Any = "min" if spec.enable_in_tree_autoscaling else "desired"
@@ -72,7 +72,7 @@ def min_member_and_resources(
     totals = cluster_resources(spec, mode)
     if extra:
         add_totals(totals, extra)
-    return workers + 1, format_totals(totals)
+    return workers + 1 + extra_pods, format_totals(totals)
 
 
 def _pod_group(owner_meta: Mapping[str, Any], kind: str, min_member: int, resources: dict[str, str]) -> JSON:
@@ -114,13 +114,21 @@ def cluster_pod_group(cluster: RayCluster) -> JSON | None:
 
 
 def job_pod_group(job: RayJob, *, submitter: Mapping[str, Decimal] | None) -> JSON:
-    """The RayJob's PodGroup: submitter resources count in minResources but not in minMember."""
+    """The RayJob's PodGroup: the submitter's resources count in minResources; in K8sJobMode its Pod also
+    counts in minMember (a SidecarMode submitter is a container of the head Pod, already a member).
+
+    Counting the submitter Pod is safe because the RayJob controller creates the submitter Job together
+    with the cluster when it is a gang member (`schedulers.submitter_in_gang`), not once the cluster is
+    ready (a gang that counts a Pod created only after the gang runs could never be satisfied)."""
     if job.spec.ray_cluster_spec is None:
         ns, name = job.metadata.get("namespace"), job.metadata.get("name")
         raise GangSchedulingUnsupported(
             f"gang scheduling does not support RayJob {ns}/{name} referencing an existing RayCluster"
         )
-    min_member, resources = min_member_and_resources(job.spec.ray_cluster_spec, extra=submitter)
+    pods = 1 if submitter is not None and (job.spec.submission_mode or "K8sJobMode") == "K8sJobMode" else 0
+    min_member, resources = min_member_and_resources(
+        job.spec.ray_cluster_spec, extra=submitter, extra_pods=pods
+    )
     return _pod_group(job.metadata, KIND_RAYJOB, min_member, resources)
 
 

@@ -205,6 +205,47 @@ ROWS: dict[str, Row] = {
         [BatchSchedule(), CreateCluster(ID, ID), REQ],
         cluster=GONE,
     ),
+    "Initializing: gang-scheduled K8sJobMode -> the submitter Job is created with the cluster": row(
+        st(D.INITIALIZING),
+        {"deployment": D.INITIALIZING},
+        [BatchSchedule(), CreateCluster(ID, ID), CreateSubmitterJob(ID, ""), REQ],
+        spec=replace(SPEC, submitter_in_gang=True),
+        cluster=GONE,
+    ),
+    "Initializing: gang-scheduled, submitter already there -> only the cluster": row(
+        st(D.INITIALIZING),
+        {"deployment": D.INITIALIZING},
+        [BatchSchedule(), CreateCluster(ID, ID), REQ],
+        spec=replace(SPEC, submitter_in_gang=True),
+        cluster=GONE,
+        submitter=SUB_ACTIVE,
+    ),
+    "Initializing: gang-scheduled, cluster ready, submitter of this id running -> Running, no 2nd Job": row(
+        st(D.INITIALIZING),
+        {"deployment": D.RUNNING, "dashboard_url": URL},
+        [normal("Running"), REQ],
+        spec=replace(SPEC, submitter_in_gang=True),
+        cluster=READY,
+        submitter=SUB_ACTIVE,
+    ),
+    "Initializing: gang-scheduled, cluster provisioning, no submitter -> create it now": row(
+        st(D.INITIALIZING),
+        {"deployment": D.INITIALIZING},
+        [CreateSubmitterJob(ID, ""), REQ],
+        spec=replace(SPEC, submitter_in_gang=True),
+        cluster=PROVISIONING,
+    ),
+    "Initializing: gang-scheduled, submitter of an earlier attempt -> delete it first": row(
+        st(D.INITIALIZING),
+        {"deployment": D.INITIALIZING},
+        [BatchSchedule(), CreateCluster(ID, ID), DeleteSubmitter(), REQ],
+        spec=replace(SPEC, submitter_in_gang=True),
+        cluster=GONE,
+        submitter=SubmitterView(SubmitterPhase.ACTIVE, submission_id="job-old12"),
+    ),
+    "Initializing: gang-scheduled, cluster terminating -> no submitter yet": row(
+        st(D.INITIALIZING), {}, [REQ], spec=replace(SPEC, submitter_in_gang=True), cluster=TERMINATING
+    ),
     "Initializing: SidecarMode cluster carries the submitter": row(
         st(D.INITIALIZING),
         {},

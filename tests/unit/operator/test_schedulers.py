@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ray_operator import schedulers
 from ray_operator.builders import (
     BuildSettings,
     head_pod,
@@ -18,6 +19,8 @@ from ray_operator.builders import (
 )
 from ray_operator.constants import HEAD_GROUP, SUBMITTER_GROUP
 from ray_operator.models import RayCluster, RayJob
+from ray_operator.rayjob.submitter import dashboard_address
+from ray_operator.rayjob.submitter import submitter_job as rayside_submitter_job
 from ray_operator.schedulers import (
     REGISTRY,
     UnknownScheduler,
@@ -86,7 +89,7 @@ def test_scenario27_volcano_rayjob() -> None:
     group = volcano.job_pod_group(rj, submitter=submitter)
     assert group["metadata"]["name"] == "ray-job-pg"
     assert group["metadata"]["ownerReferences"][0]["kind"] == "RayJob"
-    assert group["spec"]["minMember"] == 3  # head + 2 workers; the submitter is not a member
+    assert group["spec"]["minMember"] == 4  # head + 2 workers + the submitter (created with the cluster)
     assert group["spec"]["minResources"] == {"cpu": "1500m", "memory": str(2 * 1024**3 + 200 * 1024**2)}
     rc_obj = rayjob_cluster(rj, name="job-b5n7q", job_id="job-x2k9p", settings=VOLCANO)
     rc_obj = stamp(rj, rc_obj, group="", settings=VOLCANO)  # the RayJob controller, K8sJobMode
@@ -217,3 +220,89 @@ def test_every_scheduler_is_behind_the_one_protocol() -> None:
     assert done[0]["spec"]["minMember"] == 0
     with pytest.raises(KeyError, match="registered: volcano"):
         scheduler_named("slurm", BuildSettings())
+
+
+def test_volcano_rayjob_sidecar_counts_submitter_resources_not_a_pod() -> None:
+    data = copy.deepcopy(load("rayjob-k8sjob.yaml"))
+    data["metadata"]["labels"] = {}
+    del data["spec"]["submitterPodTemplate"]
+    data["spec"]["submissionMode"] = "SidecarMode"
+    data["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(replicas=2, minReplicas=0)
+    rj = RayJob.model_validate(data)
+    (group,) = schedulers.scheduler_named("volcano", VOLCANO).objects_on_submission(rj)
+    assert group["spec"]["minMember"] == 3  # the sidecar lives in the head Pod
+    assert group["spec"]["minResources"] == {"cpu": "1500m", "memory": str(2 * 1024**3 + 200 * 1024**2)}
+
+
+@pytest.mark.parametrize(
+    ("labels", "settings", "mode", "expected"),
+    [
+        ({}, VOLCANO, "K8sJobMode", True),
+        ({"ray.io/scheduler-name": "yunikorn"}, BuildSettings(), "K8sJobMode", True),
+        ({"ray.io/scheduler-name": "kai-scheduler"}, BuildSettings(), "K8sJobMode", True),
+        ({"ray.io/scheduler-name": "none"}, VOLCANO, "K8sJobMode", False),
+        ({}, BuildSettings(), "K8sJobMode", False),
+        ({}, BuildSettings(batch_scheduler="kueue"), "K8sJobMode", False),
+        ({}, VOLCANO, "SidecarMode", False),
+        ({}, VOLCANO, "HTTPMode", False),
+        ({"ray.io/scheduler-name": "bogus"}, VOLCANO, "K8sJobMode", False),
+    ],
+)
+def test_submitter_in_gang(
+    labels: dict[str, str], settings: BuildSettings, mode: str, expected: bool
+) -> None:
+    rj = job(labels)
+    rj.spec.submission_mode = mode
+    assert schedulers.submitter_in_gang(rj, settings) is expected
+
+
+def test_submitter_created_with_the_cluster_waits_for_the_dashboard_forever() -> None:
+    settings = BuildSettings(batch_scheduler="volcano", submitter_image="rayside/submitter:1")
+    rj = job()
+    rc = RayCluster.model_validate(rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=settings))
+    early = rayside_submitter_job(
+        rj, cluster=rc, job_id="id", dashboard_url="d:8265", settings=settings, with_cluster=True
+    )
+    late = rayside_submitter_job(rj, cluster=rc, job_id="id", dashboard_url="d:8265", settings=settings)
+    early_args = early["spec"]["template"]["spec"]["containers"][0]["args"]
+    late_args = late["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert early_args == ["--wait-timeout", "0", *late_args]
+    assert dashboard_address(rc, settings) == "job-b5n7q-head-svc.ns.svc.cluster.local:8265"
+
+
+def test_scheduler_plugins_rayjob_one_gang_with_the_submitter() -> None:
+    settings = BuildSettings(batch_scheduler="scheduler-plugins")
+    rj = job({"ray.io/gang-scheduling-enabled": "true"})
+    (group,) = scheduler_named("scheduler-plugins", settings).objects_on_submission(rj)
+    assert group["metadata"]["name"] == "job"
+    assert group["metadata"]["ownerReferences"][0]["kind"] == "RayJob"
+    assert group["spec"] == {
+        "minMember": 4,  # head + 2 workers + the submitter
+        "minResources": {"cpu": "1500m", "memory": str(2 * 1024**3 + 200 * 1024**2)},
+    }
+    rc_obj = stamp(
+        rj, rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=settings), group="", settings=settings
+    )
+    rc = RayCluster.model_validate(rc_obj)
+    assert scheduler_named("scheduler-plugins", settings).objects_on_submission(rc) == []
+    for pod in pods(rc, settings):
+        assert pod["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] == "job"
+    sub = submitter_job(rj, cluster=rc, job_id="id", dashboard_url="d:8265", settings=settings)
+    template = stamp(rj, sub["spec"]["template"], group=SUBMITTER_GROUP, settings=settings)
+    assert template["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] == "job"
+    assert template["spec"]["schedulerName"] == "scheduler-plugins-scheduler"
+
+
+def test_kai_rayjob_submitter_and_pods_share_the_queue() -> None:
+    settings = BuildSettings(batch_scheduler="kai-scheduler")
+    rj = job({"kai.scheduler/queue": "team-a"})
+    rc_obj = stamp(
+        rj, rayjob_cluster(rj, name="job-b5n7q", job_id="id", settings=settings), group="", settings=settings
+    )
+    rc = RayCluster.model_validate(rc_obj)
+    sub = submitter_job(rj, cluster=rc, job_id="id", dashboard_url="d:8265", settings=settings)
+    template = stamp(rj, sub["spec"]["template"], group=SUBMITTER_GROUP, settings=settings)
+    for pod in [*pods(rc, settings), template]:
+        assert pod["metadata"]["labels"]["kai.scheduler/queue"] == "team-a"
+        assert pod["spec"]["schedulerName"] == "kai-scheduler"
+    assert scheduler_named("kai-scheduler", settings).objects_on_submission(rj) == []
