@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 # (words, module, function, one-line help). The longest matching word sequence wins.
 COMMANDS: list[tuple[tuple[str, ...], str, str, str]] = [
     (("up",), "rayside.up.cli", "main", "run KubeRay YAML (RayJob, RayCluster, ...) here with real Ray"),
+    (("status",), "rayside.up.keep", "status_main", "what `rayside up --keep` runs, and its kubeconfig"),
+    (("down",), "rayside.up.keep", "down_main", "stop `rayside up --keep` and clean up"),
     (("submit",), "submitter.cli", "main", "submit a Ray job and follow its logs (no Ray needed)"),
     (("localkube", "serve"), "localkube.cli", "main", "run a local Kubernetes API server + kubelet"),
     (("localkube", "kubelet"), "localkube.kubelet.cli", "main", "run localkube's kubelet as its own process"),

@@ -21,7 +21,15 @@ from rayside.kubeclient import KubeClient, KubeError
 from rayside.objects import JSON, RAYCLUSTERS, RAYJOBS, RAYSERVICES
 from rayside.up.documents import Document, DocumentError, load_files
 from rayside.up.follow import LogFollower, Progress, submitter_pod
-from rayside.up.session import Session, network_mode, pod_ip, pods_summary
+from rayside.up.session import (
+    Session,
+    keep_dir,
+    network_mode,
+    pod_ip,
+    pods_summary,
+    read_record,
+    write_record,
+)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FINISHED = ("Complete", "Failed")
@@ -142,12 +150,15 @@ def wait_service(client: KubeClient, doc: Document, progress: Progress, stop: th
 def run(docs: list[Document], keep: bool, stopper: Stopper) -> int:
     progress = Progress()
     progress.say(network_mode())
-    session = Session()
+    session = Session(keep_dir() if keep else None)
     code = EXIT_OK
     try:
         t0 = time.monotonic()
         client = session.start()
         session.apply(docs)
+        if keep:
+            names = [f"{d.kind} {d.namespace}/{d.name}" for d in docs]
+            write_record(keep_dir(), session.kubeconfig, names)
         progress.say(
             f"localkube and the operator started, {len(docs)} objects applied "
             f"({time.monotonic() - t0:.1f}s); "
@@ -178,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="rayside up", description="Run KubeRay YAML on this machine with real Ray.")
     parser.add_argument("files", nargs="+", metavar="FILE.yaml")
     parser.add_argument(
-        "--keep", action="store_true", help="keep running after the jobs finish (until Ctrl-C)"
+        "--keep",
+        action="store_true",
+        help="keep running after the jobs finish, state in ~/.rayside/up (rayside status / down)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     try:
@@ -186,6 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         docs = load_files(args.files)
     except DocumentError as exc:
         print(f"rayside up: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.keep and (record := read_record(keep_dir())) is not None:
+        print(
+            f"rayside up: a kept session already runs (pid {record['pid']}); stop it with `rayside down`",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -4,12 +4,15 @@ it (the kubelet ends every pod process and removes pod networks; the temporary s
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import threading
+from pathlib import Path
 from typing import Any
 
-from localkube.cluster import LocalKube, Settings
+from localkube.cluster import LocalKube, Settings, new_token
 from rayside.kubeclient import AlreadyExists, KubeClient, NotFound
 from rayside.objects import JSON, PODS, SERVICES, labels_of
 from rayside.up.documents import Document
@@ -61,7 +64,8 @@ def pod_ip(client: KubeClient, namespace: str, selector: dict[str, str]) -> str 
 class Session:
     """Start with `start()`, then `apply(docs)`; always `close()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.state_dir = state_dir  # None: a temporary dir; else a fixed one (`--keep`), removed on close
         self.lk: LocalKube | None = None
         self.client: KubeClient | None = None
         self._stop = threading.Event()
@@ -79,17 +83,23 @@ class Session:
         from ray_operator.rayjob.dashboard import DashboardClient
         from ray_operator.settings import load_settings
 
-        self.lk = LocalKube(Settings(host="127.0.0.1", kubelet="process", controllers=True))
+        settings = Settings(
+            host="127.0.0.1",
+            kubelet="process",
+            controllers=True,
+            https=True,  # kubectl sends the token only over TLS
+            token=new_token(),  # in the kubeconfig: kubectl uses it without prompting
+            state_dir=self.state_dir,
+        )
+        self.lk = LocalKube(settings)
         self.lk.start()
         client: KubeClient = self.lk.kube_client()
         self.client = client
         install_crds(client)
-        settings = load_settings(
-            ["--kubeconfig", self.kubeconfig, "--rayjob-requeue-seconds", "1"], environ={}
-        )
+        opts = load_settings(["--kubeconfig", self.kubeconfig, "--rayjob-requeue-seconds", "1"], environ={})
         dashboard = DashboardClient(resolve=HeadResolver(client))
-        operator = build_operator(_client(self.kubeconfig, None), settings, dashboard=dashboard)
-        rayservices = _attach_rayservice_controller(operator, operator.client, settings)
+        operator = build_operator(_client(self.kubeconfig, None), opts, dashboard=dashboard)
+        rayservices = _attach_rayservice_controller(operator, operator.client, opts)
         self._closers.append(rayservices.reconciler.close)
         self._operator_thread = threading.Thread(
             target=operator.run, args=(self._stop,), name="rayside-operator", daemon=True
@@ -126,6 +136,44 @@ class Session:
         if self.lk is not None:
             self.lk.stop()
             self.lk = None
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+# -- the kept session (`rayside up --keep`, `rayside status`, `rayside down`) -------------------------------
+def keep_dir() -> Path:
+    """Where a kept session lives: `$RAYSIDE_UP_DIR`, else `~/.rayside/up`."""
+    return Path(os.environ.get("RAYSIDE_UP_DIR") or Path.home() / ".rayside" / "up")
+
+
+def _started(pid: int) -> str | None:
+    """Start time of `pid` (ticks since boot, /proc/PID/stat field 22): tells a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def read_record(state_dir: Path) -> JSON | None:
+    """The running session's record (pid, kubeconfig, objects), or None when none runs there."""
+    try:
+        record: JSON = json.loads((state_dir / "session.json").read_text())
+        pid = int(record["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if _started(pid) == record.get("started") else None
+
+
+def write_record(state_dir: Path, kubeconfig: str, objects: list[str]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "pid": os.getpid(),
+        "started": _started(os.getpid()),
+        "kubeconfig": kubeconfig,
+        "objects": objects,
+    }
+    (state_dir / "session.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def pods_summary(client: KubeClient, namespace: str, selector: dict[str, str] | None = None) -> str:
