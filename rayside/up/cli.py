@@ -172,7 +172,7 @@ def run(docs: list[Document], keep: bool, stopper: Stopper) -> int:
                 wait_cluster(client, doc, session.kubeconfig, progress, stopper.event)
             elif doc.resource == RAYSERVICES:
                 wait_service(client, doc, progress, stopper.event)
-        if keep or not jobs:
+        if (keep or not jobs) and not stopper.event.is_set():
             progress.say("running; Ctrl-C stops everything and cleans up")
             stopper.event.wait()
     except (KubeError, OSError) as exc:
