@@ -78,9 +78,11 @@ class Session:
         return str(self.lk.kubeconfig)
 
     def start(self) -> KubeClient:
-        from ray_operator.cli import _attach_rayservice_controller, _client, install_crds
+        from ray_operator.cli import _client, install_crds
         from ray_operator.raycluster.assembly import build_operator
         from ray_operator.rayjob.dashboard import DashboardClient
+        from ray_operator.rayservice.assembly import attach_to
+        from ray_operator.rayservice.reconciler import SecretTokens
         from ray_operator.settings import load_settings
 
         settings = Settings(
@@ -97,9 +99,16 @@ class Session:
         self.client = client
         install_crds(client)
         opts = load_settings(["--kubeconfig", self.kubeconfig, "--rayjob-requeue-seconds", "1"], environ={})
-        dashboard = DashboardClient(resolve=HeadResolver(client))
+        resolver = HeadResolver(client)
+        dashboard = DashboardClient(resolve=resolver)
         operator = build_operator(_client(self.kubeconfig, None), opts, dashboard=dashboard)
-        rayservices = _attach_rayservice_controller(operator, operator.client, opts)
+        tokens = SecretTokens(operator.client, cluster_domain=opts.build.cluster_domain)
+
+        def endpoint(namespace: str, cluster: JSON) -> tuple[str, str | None]:
+            url, token = tokens(namespace, cluster)
+            return resolver(url), token
+
+        rayservices = attach_to(operator, operator.client, opts, endpoint=endpoint)
         self._closers.append(rayservices.reconciler.close)
         self._operator_thread = threading.Thread(
             target=operator.run, args=(self._stop,), name="rayside-operator", daemon=True
