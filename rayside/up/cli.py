@@ -181,6 +181,7 @@ def run(docs: list[Document], keep: bool, stopper: Stopper) -> int:
     finally:
         progress.say("stopping: operator, Ray pods, localkube")
         session.close()
+        progress.close()
     return stopper.code or code
 
 

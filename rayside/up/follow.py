@@ -42,6 +42,14 @@ class Progress:
                 self.out.write(self.last[:200])
             self.out.flush()
 
+    def close(self) -> None:
+        """End the live line (TTY) so the shell prompt starts on a clean line."""
+        with self.lock:
+            if self.tty and self.last:
+                self.out.write("\r\x1b[K")
+                self.out.flush()
+            self.last = ""
+
     def print_output(self, text: str, out: TextIO) -> None:
         with self.lock:
             if self.tty and self.last:
@@ -49,7 +57,7 @@ class Progress:
                 self.out.flush()
             out.write(text)
             out.flush()
-            if self.tty and self.last:
+            if self.tty and self.last and text.endswith("\n"):
                 self.out.write(self.last[:200])
                 self.out.flush()
 
