@@ -100,12 +100,23 @@ def run_job(client: KubeClient, doc: Document, progress: Progress, stop: threadi
     return EXIT_OK if job_status == "SUCCEEDED" else EXIT_FAILURE
 
 
+def spec_problem(status: JSON) -> str | None:
+    """The operator's verdict on an invalid spec (`RayClusterSpecValid` False), if any."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "RayClusterSpecValid" and cond.get("status") == "False":
+            return str(cond.get("message") or cond.get("reason") or "invalid spec")
+    return None
+
+
 def wait_cluster(
     client: KubeClient, doc: Document, kubeconfig: str, progress: Progress, stop: threading.Event
-) -> None:
-    """Wait for a RayCluster to be ready, then say how to reach it."""
+) -> bool:
+    """Wait for a RayCluster to be ready, then say how to reach it; False when the operator rejects it."""
     while not stop.is_set():
         status = _status(client, doc)
+        if (problem := spec_problem(status)) is not None:
+            progress.say(f"RayCluster {doc.namespace}/{doc.name} is invalid: {problem}")
+            return False
         progress.update(
             f"RayCluster {doc.namespace}/{doc.name}: {status.get('state') or 'pending'}; "
             + pods_summary(client, doc.namespace, {"ray.io/cluster": doc.name})
@@ -114,7 +125,7 @@ def wait_cluster(
             break
         stop.wait(1.0)
     if stop.is_set():
-        return
+        return True
     ip = pod_ip(client, doc.namespace, {"ray.io/cluster": doc.name, "ray.io/node-type": "head"})
     url = f"http://{ip or '127.0.0.1'}:8265"
     k = f"--kubeconfig {kubeconfig}"
@@ -124,6 +135,7 @@ def wait_cluster(
         f"  submit: RAY_AUTH_TOKEN=$(rayside get token {doc.name} -n {doc.namespace} {k}) "
         f"rayside submit --address {url} -- python -c 'print(1)'"
     )
+    return True
 
 
 def wait_service(client: KubeClient, doc: Document, progress: Progress, stop: threading.Event) -> None:
@@ -169,10 +181,11 @@ def run(docs: list[Document], keep: bool, stopper: Stopper) -> int:
             code = max(code, run_job(client, doc, progress, stopper.event))
         for doc in docs:
             if doc.resource == RAYCLUSTERS:
-                wait_cluster(client, doc, session.kubeconfig, progress, stopper.event)
+                if not wait_cluster(client, doc, session.kubeconfig, progress, stopper.event):
+                    code = EXIT_FAILURE
             elif doc.resource == RAYSERVICES:
                 wait_service(client, doc, progress, stopper.event)
-        if (keep or not jobs) and not stopper.event.is_set():
+        if (keep or not jobs) and code == EXIT_OK and not stopper.event.is_set():
             progress.say("running; Ctrl-C stops everything and cleans up")
             stopper.event.wait()
     except (KubeError, OSError) as exc:
