@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from localkube.cluster import LocalKube, Settings
+from localkube.cluster import LocalKube, Settings, new_token
 from localkube.gctuning import tune_gc
 
 
@@ -129,11 +129,14 @@ def settings_from(argv: list[str]) -> tuple[Settings, bool]:
     controllers = args.controllers
     if controllers is None:
         controllers = importlib.util.find_spec("localkube.controllers") is not None
+    # Without --token/--token-file anonymous access stays allowed, but the kubeconfig still carries a fresh
+    # token: kubectl prompts for a username on HTTPS when its kubeconfig user has no credentials.
     settings = Settings(
         host=args.host,
         port=args.port,
         https=args.https,
-        token=token,
+        token=token or new_token(),
+        anonymous=token is None,
         data_dir=args.data_dir,
         state_dir=state_dir,
         kubeconfig=kubeconfig,

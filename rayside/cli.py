@@ -8,12 +8,16 @@ exit code 2 instead of a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 # (words, module, function, one-line help). The longest matching word sequence wins.
 COMMANDS: list[tuple[tuple[str, ...], str, str, str]] = [
-    (("submit",), "submitter.cli", "main", "submit a Ray job and follow its logs (no Ray needed)"),
+    (("up",), "rayside.up.cli", "main", "run KubeRay YAML (RayJob, RayCluster, ...) here with real Ray"),
+    (("status",), "rayside.up.keep", "status_main", "what `rayside up --keep` runs, and its kubeconfig"),
+    (("down",), "rayside.up.keep", "down_main", "stop `rayside up --keep` and clean up"),
+    (("submit",), "rayside.cli", "submit_main", "submit a Ray job and follow its logs (no Ray needed)"),
     (("localkube", "serve"), "localkube.cli", "main", "run a local Kubernetes API server + kubelet"),
     (("localkube", "kubelet"), "localkube.kubelet.cli", "main", "run localkube's kubelet as its own process"),
     (("operator",), "ray_operator.cli", "main", "run the ray.io/v1 operator"),
@@ -38,6 +42,19 @@ def resolve(argv: Sequence[str]) -> tuple[tuple[str, ...], str, str] | None:
         if tuple(argv[: len(words)]) == words and (best is None or len(words) > len(best[0])):
             best = (words, mod, fn)
     return best
+
+
+def submit_main(argv: list[str]) -> int:
+    """`rayside submit`: the submitter, making a submission id (as `ray job submit` does) when the user gives
+    neither --submission-id nor RAY_JOB_SUBMISSION_ID (pods always get one from the operator)."""
+    from submitter.cli import main as submit
+    from submitter.settings import new_submission_id
+
+    flags = argv[: argv.index("--")] if "--" in argv else argv
+    given = any(a == "--submission-id" or a.startswith("--submission-id=") for a in flags)
+    if not given and not os.environ.get("RAY_JOB_SUBMISSION_ID") and not {"-h", "--help"} & set(flags):
+        os.environ["RAY_JOB_SUBMISSION_ID"] = new_submission_id()
+    return submit(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,9 @@ import argparse
 import json
 import math
 import re
+import secrets
 import shlex
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -155,6 +157,12 @@ def parse_resources(flag: str, raw: str) -> dict[str, float] | None:
         if not ok or key == "":
             raise UsageError(f"{flag}: value of {key!r} is {json.dumps(val)}; expected {expected}")
     return obj
+
+
+def new_submission_id() -> str:
+    """A fresh submission id in Ray's own form (`raysubmit_` + 16 letters/digits) when none is given."""
+    alphabet = string.ascii_letters + string.digits
+    return "raysubmit_" + "".join(secrets.choice(alphabet) for _ in range(16))
 
 
 def validate_submission_id(source: str, value: str) -> str:
