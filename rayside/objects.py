@@ -225,3 +225,25 @@ def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> Own
         "controller": controller,
         "blockOwnerDeletion": True,
     }
+
+
+class ObjectIdentity:
+    """Mixin for a class holding one object as ``obj``: its namespace, name, uid and cache key."""
+
+    obj: JSON
+
+    @property
+    def namespace(self) -> str:
+        return namespace_of(self.obj)
+
+    @property
+    def name(self) -> str:
+        return name_of(self.obj)
+
+    @property
+    def uid(self) -> str:
+        return uid_of(self.obj)
+
+    @property
+    def key(self) -> str:
+        return key_of(self.obj)

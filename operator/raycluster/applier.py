@@ -28,7 +28,14 @@ from ray_operator.runtime.expectations import Action as Expect
 from ray_operator.runtime.expectations import ScaleExpectations
 from ray_operator.runtime.status_writer import StatusWriter
 from rayside.kubeclient import AlreadyExists, Conflict, Invalid, KubeClient, KubeError, NotFound
-from rayside.objects import JSON, PODS, RAYCLUSTERS, key_of, name_of, namespace_of, resource_of, uid_of
+from rayside.objects import (
+    JSON,
+    PODS,
+    RAYCLUSTERS,
+    ObjectIdentity,
+    name_of,
+    resource_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +77,7 @@ class Views:
 
 
 @dataclass(frozen=True)
-class Pass:
+class Pass(ObjectIdentity):
     """One reconcile pass over one RayCluster."""
 
     obj: JSON  # the RayCluster as the cache holds it
@@ -78,22 +85,6 @@ class Pass:
     now: str  # RFC 3339 clock reading for this pass (conditions, lastUpdateTime)
     monotonic: float  # for throttling
     cluster: RayCluster | None = None  # parsed, once the spec is known to be valid
-
-    @property
-    def namespace(self) -> str:
-        return namespace_of(self.obj)
-
-    @property
-    def name(self) -> str:
-        return name_of(self.obj)
-
-    @property
-    def uid(self) -> str:
-        return uid_of(self.obj)
-
-    @property
-    def key(self) -> str:
-        return key_of(self.obj)
 
     def pods(self) -> list[JSON]:
         """The cluster's head/worker Pods the cache shows now."""

@@ -33,11 +33,10 @@ from rayside.objects import (
     RAYCLUSTERS,
     RAYJOBS,
     SERVICES,
+    ObjectIdentity,
     controller_of,
-    key_of,
     labels_of,
     name_of,
-    namespace_of,
     path_of,
     resource_of,
     uid_of,
@@ -63,7 +62,7 @@ class Views:
 
 
 @dataclass(frozen=True)
-class JobPass:
+class JobPass(ObjectIdentity):
     """One reconcile pass over one RayJob."""
 
     obj: JSON
@@ -75,18 +74,6 @@ class JobPass:
     def token(self) -> str | None:
         """The Ray token of the RayJob's cluster, or None (read lazily, only when the dashboard is asked)."""
         return self.token_of(self)
-
-    @property
-    def namespace(self) -> str:
-        return namespace_of(self.obj)
-
-    @property
-    def name(self) -> str:
-        return name_of(self.obj)
-
-    @property
-    def key(self) -> str:
-        return key_of(self.obj)
 
     @property
     def dashboard_url(self) -> str:
